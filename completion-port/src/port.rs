@@ -1,0 +1,506 @@
+//! The completion port: the rules of IOCP.md P1–P10 in one place.
+
+use crate::assoc::{self, Account};
+use crate::completion::Completion;
+use crate::error::{GetError, PostError};
+use crate::sync::{arc_addr, downgrade, lock, Arc, Mutex, Parker, Wake, Weak};
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// An I/O completion port: a queue of completion packets that any number of threads wait
+/// on, post to and take from.
+///
+/// `C` is the per-operation context, the safe form of Windows' `OVERLAPPED_PLUS`: each
+/// packet carries one `C` from the moment it is posted (or its operation submitted) to the
+/// moment a thread receives it.
+///
+/// # Examples
+///
+/// ```
+/// use completion_port::{CompletionPort, GetError};
+/// use std::time::Duration;
+///
+/// let port: CompletionPort<&'static str> = CompletionPort::new(0);
+/// port.post(7, 42, "hello").unwrap();
+/// let packet = port.get(Some(Duration::from_secs(1))).unwrap();
+/// assert_eq!((packet.key, packet.bytes().unwrap(), packet.context), (7, 42, "hello"));
+/// assert_eq!(port.get(Some(Duration::ZERO)).unwrap_err(), GetError::TimedOut);
+/// ```
+///
+/// # Threading
+///
+/// `CompletionPort` is a reference-counted handle: clone it into every thread that uses it.
+/// Threads that call [`get`](Self::get) wait on the port themselves; there is no helper
+/// thread between a packet and the thread that receives it.
+///
+/// * Packets are handed out in FIFO order (P5).
+/// * Waiting threads are released LIFO: a new packet goes to the thread that started
+///   waiting most recently, whose cache is warmest (P6).
+/// * A packet handed to a waiter is its alone; nothing is lost or delivered twice (P7).
+/// * At most `concurrency` threads run at once (P9): a thread counts as running from the
+///   moment `get` hands it a packet until it calls `get` again (on any port) or exits.
+///   While the limit is reached, `get` blocks even if packets are queued. A thread that
+///   is about to block on something else says so with [`blocking`](Self::blocking).
+///
+/// # Dropping
+///
+/// Dropping the last clone frees every packet still queued, dropping each context exactly
+/// once (P10). [`close`](Self::close) followed by [`drain`](Self::drain) hands them back
+/// instead, so the application can release what they own.
+///
+/// # Errors
+///
+/// `get` returns [`GetError::TimedOut`] or [`GetError::Closed`] when it has no packet; a
+/// packet whose operation failed is an `Ok(Completion)` whose `result` is the OS error
+/// (P3). `post` on a closed port returns [`PostError::Closed`] with the context.
+///
+/// # Implementation notes
+///
+/// One mutex guards the queue, the stack of waiting threads and the running count. A
+/// waiting thread parks on its own futex word; `post` pops the most recent waiter, puts the
+/// packet in that waiter's slot and sets its word under the lock (the hand-off is one
+/// step), then wakes it with one `FUTEX_WAKE` after unlocking.
+pub struct CompletionPort<C> {
+    inner: Arc<Inner<C>>,
+}
+
+struct Inner<C> {
+    /// The most threads that may run at once (P1); fixed for the port's life.
+    concurrency: usize,
+    state: Mutex<State<C>>,
+}
+
+struct State<C> {
+    /// Packets not yet given to any thread, oldest first (P5).
+    queue: VecDeque<Completion<C>>,
+    /// Threads parked in `get`, the most recent last (P6 pops from the end).
+    ///
+    /// Invariant: while this is non-empty, `queue` is empty or `running >= concurrency`;
+    /// every mutation that could break it calls [`State::release`].
+    waiters: Vec<Arc<Waiter<C>>>,
+    /// Threads counted as running (P9). May exceed `concurrency` for a while after a
+    /// `blocking` section ends.
+    running: usize,
+    /// Set once by `close` (P8); never cleared.
+    closed: bool,
+}
+
+/// A thread parked in `get`.
+struct Waiter<C> {
+    /// `WAITING` while on the `waiters` stack; set to `HANDED` or `CLOSED` under the port
+    /// lock by the thread that removes it from the stack.
+    parker: Parker,
+    /// The packet handed over; written under the port lock just before `HANDED`.
+    slot: Mutex<Option<Completion<C>>>,
+}
+
+/// The waiter's slot holds its packet.
+const HANDED: u32 = 1;
+/// The port closed while the thread waited.
+const CLOSED: u32 = 2;
+
+impl<C> Waiter<C> {
+    fn new() -> Self {
+        Self { parker: Parker::new(), slot: Mutex::new(None) }
+    }
+
+    /// Gives the waiter its packet. Called under the port lock, after popping the waiter.
+    fn hand(&self, packet: Completion<C>) {
+        *lock(&self.slot) = Some(packet);
+        self.parker.set(HANDED);
+    }
+}
+
+/// Waiters to wake once the port lock is released. Waking under the lock would make the
+/// woken thread contend for it at once.
+type Woken<C> = Vec<Arc<Waiter<C>>>;
+
+fn wake_all<C>(woken: Woken<C>) {
+    for w in woken {
+        w.parker.wake();
+    }
+}
+
+impl<C> State<C> {
+    /// Restores the invariant on `waiters`: hands queued packets to the most recent waiters
+    /// while the concurrency limit allows.
+    fn release(&mut self, concurrency: usize) -> Woken<C> {
+        let mut woken = Vec::new();
+        while self.running < concurrency && !self.queue.is_empty() {
+            let Some(w) = self.waiters.pop() else { break };
+            let Some(packet) = self.queue.pop_front() else { break };
+            self.running += 1;
+            w.hand(packet);
+            woken.push(w);
+        }
+        woken
+    }
+
+    /// Moves up to `max` queued packets into `out`, oldest first.
+    fn take_into(&mut self, out: &mut Vec<Completion<C>>, max: usize) -> usize {
+        let n = max.min(self.queue.len());
+        out.extend(self.queue.drain(..n));
+        n
+    }
+}
+
+impl<C: Send + 'static> Account for PortRef<C> {
+    fn uncount(&self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.uncount();
+        }
+    }
+}
+
+/// The thread-local record's reference to a port: weak, so it never keeps one alive.
+struct PortRef<C>(Weak<Inner<C>>);
+
+impl<C> Inner<C> {
+    fn uncount(&self) {
+        let woken = {
+            let mut st = lock(&self.state);
+            st.running = st.running.saturating_sub(1);
+            st.release(self.concurrency)
+        };
+        wake_all(woken);
+    }
+}
+
+/// The instant a wait gives up, or `None` to wait forever. Timeouts too large to
+/// represent (such as `Duration::MAX`) mean forever, never an overflow.
+fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+impl<C: Send + 'static> CompletionPort<C> {
+    /// Creates a port that lets at most `concurrency` threads run at once; `0` means the
+    /// number of logical CPUs (IOCP.md P1).
+    pub fn new(concurrency: usize) -> Self {
+        let concurrency = if concurrency == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            concurrency
+        };
+        Self {
+            inner: Arc::new(Inner {
+                concurrency,
+                state: Mutex::new(State {
+                    queue: VecDeque::new(),
+                    waiters: Vec::new(),
+                    running: 0,
+                    closed: false,
+                }),
+            }),
+        }
+    }
+
+    /// The concurrency limit the port was created with (after resolving `0`).
+    pub fn concurrency(&self) -> usize {
+        self.inner.concurrency
+    }
+
+    /// Queues a packet carrying exactly `key`, `bytes` and `context`
+    /// (`PostQueuedCompletionStatus`, IOCP.md P2). Never blocks.
+    ///
+    /// If a thread is waiting and the concurrency limit allows, the packet goes straight to
+    /// the most recent waiter (P6).
+    ///
+    /// # Errors
+    ///
+    /// [`PostError::Closed`], holding `context`, if the port is closed.
+    pub fn post(&self, key: usize, bytes: usize, context: C) -> Result<(), PostError<C>> {
+        self.enqueue(Completion::posted(key, bytes, context))
+            .map_err(|p| PostError::Closed(p.context))
+    }
+
+    /// Queues a finished packet, or gives it back if the port is closed.
+    pub(crate) fn enqueue(&self, packet: Completion<C>) -> Result<(), Completion<C>> {
+        let mut st = lock(&self.inner.state);
+        if st.closed {
+            return Err(packet);
+        }
+        if st.running < self.inner.concurrency {
+            if let Some(w) = st.waiters.pop() {
+                debug_assert!(st.queue.is_empty(), "a thread waited while packets were runnable");
+                st.running += 1;
+                w.hand(packet);
+                drop(st);
+                w.parker.wake();
+                return Ok(());
+            }
+        }
+        st.queue.push_back(packet);
+        Ok(())
+    }
+
+    /// Waits for one packet (`GetQueuedCompletionStatus`, IOCP.md P3).
+    ///
+    /// `timeout`: `None` waits forever, `Some(Duration::ZERO)` polls without blocking, and
+    /// any other value waits at least that long (never less; values too large to represent
+    /// mean forever).
+    ///
+    /// # Errors
+    ///
+    /// * [`GetError::TimedOut`]: the timeout passed; nothing was consumed.
+    /// * [`GetError::Closed`]: the port was closed before or during the wait.
+    ///
+    /// A packet whose operation failed is **not** an error here: it is returned as
+    /// `Ok(completion)` with `completion.result` holding the OS error.
+    pub fn get(&self, timeout: Option<Duration>) -> Result<Completion<C>, GetError> {
+        let mut out = Vec::with_capacity(1);
+        self.wait_into(&mut out, 1, timeout)?;
+        out.pop().ok_or(GetError::TimedOut)
+    }
+
+    /// Removes up to `max` packets in FIFO order in one call
+    /// (`GetQueuedCompletionStatusEx`, IOCP.md P4). Returns at least one packet, or an
+    /// error as [`get`](Self::get) does. The calling thread counts once against the
+    /// concurrency limit, however many packets it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`GetError::InvalidArgument`] if `max == 0`; otherwise as [`get`](Self::get).
+    pub fn get_many(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Completion<C>>, GetError> {
+        let mut out = Vec::new();
+        self.get_many_into(&mut out, max, timeout)?;
+        Ok(out)
+    }
+
+    /// Like [`get_many`](Self::get_many), appending to a caller's vector so that a worker
+    /// loop allocates nothing. Returns how many packets were appended (at least one).
+    ///
+    /// # Errors
+    ///
+    /// As [`get_many`](Self::get_many).
+    pub fn get_many_into(
+        &self,
+        out: &mut Vec<Completion<C>>,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<usize, GetError> {
+        if max == 0 {
+            return Err(GetError::InvalidArgument("get_many needs max >= 1"));
+        }
+        self.wait_into(out, max, timeout)
+    }
+
+    fn id(&self) -> usize {
+        arc_addr(&self.inner)
+    }
+
+    fn weak_ref(&self) -> Box<dyn Account> {
+        Box::new(PortRef(downgrade(&self.inner)))
+    }
+
+    /// The thread now runs on this port (`running` already counts it).
+    fn now_counted(&self) {
+        if !assoc::set_counted(self.id(), || self.weak_ref()) {
+            // The thread is exiting and cannot keep a record: give the slot back now.
+            self.inner.uncount();
+        }
+    }
+
+    fn wait_into(
+        &self,
+        out: &mut Vec<Completion<C>>,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<usize, GetError> {
+        let deadline = deadline_after(timeout);
+        let id = self.id();
+        // Calling `get` again ends this thread's running period (P9).
+        let was_counted = assoc::begin_wait(id);
+        let mut st = lock(&self.inner.state);
+        if was_counted {
+            debug_assert!(st.running > 0, "a counted thread found running == 0");
+            st.running = st.running.saturating_sub(1);
+        }
+        if st.closed {
+            drop(st);
+            assoc::end_wait(id);
+            return Err(GetError::Closed);
+        }
+        if st.running < self.inner.concurrency && !st.queue.is_empty() {
+            // The caller is awake already: it takes the oldest packets itself.
+            let n = st.take_into(out, max);
+            st.running += 1;
+            drop(st);
+            self.now_counted();
+            return Ok(n);
+        }
+        // Here `queue` is empty or the limit is reached without us, so our own decrement
+        // cannot have made a packet runnable for someone else: nothing to release.
+        if timeout == Some(Duration::ZERO) {
+            drop(st);
+            assoc::end_wait(id);
+            return Err(GetError::TimedOut);
+        }
+        let me = Arc::new(Waiter::new());
+        st.waiters.push(Arc::clone(&me));
+        drop(st);
+
+        let state = match me.parker.park(deadline) {
+            Wake::Notified => me.parker.state(),
+            Wake::TimedOut => {
+                let mut st = lock(&self.inner.state);
+                // Under the lock the parker's state tells whether we are still on the
+                // stack: a waker removes us and sets the state in one critical section.
+                let state = me.parker.state();
+                if state == Parker::WAITING {
+                    if let Some(pos) = st.waiters.iter().rposition(|w| Arc::ptr_eq(w, &me)) {
+                        st.waiters.remove(pos);
+                    }
+                    drop(st);
+                    assoc::end_wait(id);
+                    return Err(GetError::TimedOut);
+                }
+                state
+            }
+        };
+        if state == CLOSED {
+            assoc::end_wait(id);
+            return Err(GetError::Closed);
+        }
+        debug_assert_eq!(state, HANDED);
+        let handed = lock(&me.slot).take();
+        let mut n = 0;
+        if let Some(packet) = handed {
+            out.push(packet);
+            n = 1;
+        }
+        if max > n {
+            // A batch: this thread already counts as running, so it may take whatever
+            // else is queued without another slot (GetQueuedCompletionStatusEx).
+            let mut st = lock(&self.inner.state);
+            if !st.closed {
+                n += st.take_into(out, max - n);
+            }
+        }
+        self.now_counted();
+        Ok(n)
+    }
+
+    /// Closes the port (IOCP.md P8): every thread blocked in `get` or `get_many` returns
+    /// [`GetError::Closed`] promptly, later calls return it at once, and `post` fails.
+    /// Closing twice is harmless. Packets still queued stay for [`drain`](Self::drain).
+    pub fn close(&self) {
+        let woken = {
+            let mut st = lock(&self.inner.state);
+            if st.closed {
+                return;
+            }
+            st.closed = true;
+            let woken = std::mem::take(&mut st.waiters);
+            for w in &woken {
+                w.parker.set(CLOSED);
+            }
+            woken
+        };
+        tracing::debug!(waiters = woken.len(), "completion port closed");
+        wake_all(woken);
+    }
+
+    /// Whether [`close`](Self::close) has been called.
+    pub fn is_closed(&self) -> bool {
+        lock(&self.inner.state).closed
+    }
+
+    /// Closes the port if it is open, then removes and returns every packet still queued,
+    /// in FIFO order, so the application can release their contexts and buffers
+    /// (IOCP.md P10). Each packet is returned by exactly one `drain` call.
+    pub fn drain(&self) -> Vec<Completion<C>> {
+        self.close();
+        let mut st = lock(&self.inner.state);
+        st.queue.drain(..).collect()
+    }
+
+    /// Number of packets queued and not yet handed to any thread.
+    pub fn queued(&self) -> usize {
+        lock(&self.inner.state).queue.len()
+    }
+
+    /// Number of threads currently counted as running on this port (P9).
+    pub fn running(&self) -> usize {
+        lock(&self.inner.state).running
+    }
+
+    /// Number of threads currently blocked in `get`/`get_many`.
+    pub fn waiting(&self) -> usize {
+        lock(&self.inner.state).waiters.len()
+    }
+
+    /// Runs `f`, which is about to block on something other than this port (a lock, a
+    /// sleep, synchronous I/O), without counting the calling thread against the
+    /// concurrency limit while it does (IOCP.md P9). A waiting thread may be released
+    /// meanwhile. When `f` returns the thread counts again, even if that puts the port
+    /// over its limit for a while.
+    ///
+    /// If the calling thread is not running on this port (it holds no packet from it),
+    /// this simply runs `f`.
+    pub fn blocking<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _guard = self.blocking_guard();
+        f()
+    }
+
+    /// The guard form of [`blocking`](Self::blocking): the thread stops counting until the
+    /// guard is dropped. Drop it on the same thread.
+    pub fn blocking_guard(&self) -> BlockingGuard<'_, C> {
+        let uncounted = assoc::take_count(self.id());
+        if uncounted {
+            self.inner.uncount();
+        }
+        BlockingGuard { port: self, uncounted }
+    }
+}
+
+/// While alive, the thread that made it does not count against the port's concurrency
+/// limit. See [`CompletionPort::blocking`].
+#[must_use = "the thread counts again as soon as the guard is dropped"]
+pub struct BlockingGuard<'a, C: Send + 'static> {
+    port: &'a CompletionPort<C>,
+    uncounted: bool,
+}
+
+impl<C: Send + 'static> Drop for BlockingGuard<'_, C> {
+    fn drop(&mut self) {
+        let id = self.port.id();
+        // If the thread took a packet from this port inside the section, it counts already.
+        if self.uncounted && !assoc::is_counted(id) {
+            lock(&self.port.inner.state).running += 1;
+            self.port.now_counted();
+        }
+    }
+}
+
+impl<C> Clone for CompletionPort<C> {
+    fn clone(&self) -> Self {
+        Self { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<C> fmt::Debug for CompletionPort<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = lock(&self.inner.state);
+        f.debug_struct("CompletionPort")
+            .field("concurrency", &self.inner.concurrency)
+            .field("queued", &st.queue.len())
+            .field("waiting", &st.waiters.len())
+            .field("running", &st.running)
+            .field("closed", &st.closed)
+            .finish()
+    }
+}
+
+impl<C> Drop for Inner<C> {
+    fn drop(&mut self) {
+        // Waiters borrow a `CompletionPort`, which holds a strong reference.
+        let st = lock(&self.state);
+        debug_assert!(st.waiters.is_empty(), "a port was dropped with threads waiting on it");
+        // The queue's packets (and their contexts) are dropped with `State` (P10).
+    }
+}

@@ -1,0 +1,77 @@
+//! The synchronization primitives the port is built on, through one shim.
+//!
+//! Normal builds use `std` and a futex-based [`Parker`]; builds with `--cfg loom` swap in
+//! loom's model-checked types so that `ci/loom.sh` can explore every interleaving of the
+//! port's hand-off, LIFO release, concurrency accounting and close.
+
+mod parker;
+
+pub(crate) use parker::{Parker, Wake};
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::{
+    atomic::{AtomicU32, Ordering},
+    Arc, Mutex, MutexGuard, Weak,
+};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::{
+    atomic::{AtomicU32, Ordering},
+    Arc, Mutex, MutexGuard,
+};
+
+/// A weak reference to a port's shared state.
+#[cfg(not(loom))]
+pub(crate) fn downgrade<T>(a: &Arc<T>) -> Weak<T> {
+    Arc::downgrade(a)
+}
+
+/// The address of an `Arc`'s value: a port's identity while any reference (strong or weak)
+/// keeps the allocation.
+#[cfg(not(loom))]
+pub(crate) fn arc_addr<T>(a: &Arc<T>) -> usize {
+    Arc::as_ptr(a) as *const () as usize
+}
+
+/// loom has no `Weak`; under loom the thread record keeps a strong reference instead,
+/// which only delays the port's drop inside a model and changes no rule being checked.
+#[cfg(loom)]
+pub(crate) struct Weak<T>(Arc<T>);
+
+#[cfg(loom)]
+impl<T> Weak<T> {
+    pub(crate) fn upgrade(&self) -> Option<Arc<T>> {
+        Some(Arc::clone(&self.0))
+    }
+}
+
+#[cfg(loom)]
+pub(crate) fn downgrade<T>(a: &Arc<T>) -> Weak<T> {
+    Weak(Arc::clone(a))
+}
+
+#[cfg(loom)]
+pub(crate) fn arc_addr<T>(a: &Arc<T>) -> usize {
+    &**a as *const T as *const () as usize
+}
+
+/// Locks `m`, ignoring poisoning: the port never runs user code while holding its lock,
+/// so a poisoned lock can only come from a panic inside our own bookkeeping, after which
+/// the state is still consistent (every mutation is a single push/pop).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// Declares a thread-local through std or loom.
+macro_rules! port_thread_local {
+    ($($tt:tt)*) => {
+        #[cfg(not(loom))]
+        std::thread_local!($($tt)*);
+        #[cfg(loom)]
+        loom::thread_local!($($tt)*);
+    };
+}
+pub(crate) use port_thread_local;
