@@ -1,1 +1,7 @@
-fn main() {}
+//! The integration suite: one binary, organised by area. Every test names the rule of
+//! `IOCP.md` it checks.
+
+mod common;
+mod pool;
+mod port;
+mod stress;
