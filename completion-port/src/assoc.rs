@@ -44,7 +44,7 @@ pub(crate) fn begin_wait(id: usize) -> bool {
     let other = with_current(Ok(false), |cur| {
         let mut cur = cur.borrow_mut();
         match cur.as_mut() {
-            Some(a) if a.id == id => return Ok(std::mem::replace(&mut a.counted, false)),
+            Some(a) if a.id == id => Ok(std::mem::replace(&mut a.counted, false)),
             _ => Err(cur.take()),
         }
     });

@@ -210,8 +210,7 @@ impl<C: Send + 'static> CompletionPort<C> {
     ///
     /// [`PostError::Closed`], holding `context`, if the port is closed.
     pub fn post(&self, key: usize, bytes: usize, context: C) -> Result<(), PostError<C>> {
-        self.enqueue(Completion::posted(key, bytes, context))
-            .map_err(|p| PostError::Closed(p.context))
+        self.enqueue(Completion::posted(key, bytes, context)).map_err(|p| PostError::Closed(p.context))
     }
 
     /// Queues a finished packet, or gives it back if the port is closed.
@@ -261,11 +260,7 @@ impl<C: Send + 'static> CompletionPort<C> {
     /// # Errors
     ///
     /// [`GetError::InvalidArgument`] if `max == 0`; otherwise as [`get`](Self::get).
-    pub fn get_many(
-        &self,
-        max: usize,
-        timeout: Option<Duration>,
-    ) -> Result<Vec<Completion<C>>, GetError> {
+    pub fn get_many(&self, max: usize, timeout: Option<Duration>) -> Result<Vec<Completion<C>>, GetError> {
         let mut out = Vec::new();
         self.get_many_into(&mut out, max, timeout)?;
         Ok(out)

@@ -66,7 +66,16 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Declares a thread-local through std or loom.
+///
+/// loom's `thread_local!` does not accept std's `const { .. }` initialiser, so under loom
+/// that form is declared with the plain initialiser instead (same value, lazily made).
 macro_rules! port_thread_local {
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = const { $init:expr };) => {
+        #[cfg(not(loom))]
+        std::thread_local!($(#[$attr])* $vis static $name: $t = const { $init };);
+        #[cfg(loom)]
+        loom::thread_local!($(#[$attr])* $vis static $name: $t = $init;);
+    };
     ($($tt:tt)*) => {
         #[cfg(not(loom))]
         std::thread_local!($($tt)*);

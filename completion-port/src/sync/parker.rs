@@ -79,10 +79,7 @@ mod imp {
         // is harmless and a longer one impossible to express.
         const MAX_SECS: u64 = i32::MAX as u64;
         let secs = d.as_secs().min(MAX_SECS);
-        rustix::thread::futex::Timespec {
-            tv_sec: secs as i64,
-            tv_nsec: i64::from(d.subsec_nanos()),
-        }
+        rustix::thread::futex::Timespec { tv_sec: secs as i64, tv_nsec: i64::from(d.subsec_nanos()) }
     }
 }
 

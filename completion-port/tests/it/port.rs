@@ -104,7 +104,9 @@ fn p3_closed_is_distinct_from_timeout() {
 // IOCP.md P3, bad input: absurd timeouts mean "forever" without overflow or panic.
 #[test]
 fn p3_huge_timeouts_mean_forever() {
-    for timeout in [Duration::MAX, Duration::from_secs(u64::MAX / 2), Duration::new(i64::MAX as u64, 999_999_999)] {
+    for timeout in
+        [Duration::MAX, Duration::from_secs(u64::MAX / 2), Duration::new(i64::MAX as u64, 999_999_999)]
+    {
         let port = CompletionPort::<u8>::new(1);
         let p2 = port.clone();
         let closer = thread::spawn(move || {
@@ -243,7 +245,11 @@ fn p8_close_wakes_every_waiter() {
                 start.wait();
                 // Half wait forever, half with a long timeout: both must see Closed.
                 let timeout = if i % 2 == 0 { None } else { Some(Duration::from_secs(3600)) };
-                let r = if i % 4 < 2 { port.get(timeout).map(|_| ()) } else { port.get_many(4, timeout).map(|_| ()) };
+                let r = if i % 4 < 2 {
+                    port.get(timeout).map(|_| ())
+                } else {
+                    port.get_many(4, timeout).map(|_| ())
+                };
                 (r, Instant::now())
             })
         })

@@ -90,7 +90,8 @@ fn run(cfg: &Config) {
     assert!(port.drain().is_empty());
     assert_eq!(received.load(Ordering::SeqCst), cfg.packets);
     assert!(seen.iter().all(|s| s.load(Ordering::Relaxed) == 1), "a packet was lost");
-    let expected = (0..cfg.packets as u64).fold(0u64, |a, id| a.wrapping_add(id.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+    let expected =
+        (0..cfg.packets as u64).fold(0u64, |a, id| a.wrapping_add(id.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
     assert_eq!(checksum.load(Ordering::Relaxed), expected, "checksum mismatch");
 }
 
