@@ -2,6 +2,8 @@
 
 use std::fmt;
 use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::OwnedFd;
 
 /// One completion packet: what `GetQueuedCompletionStatus` fills in, as one owned value.
 ///
@@ -31,12 +33,33 @@ pub struct Completion<C> {
     /// The buffer the operation owned, handed back with the bytes transferred in it; `None`
     /// for posted packets and operations without a buffer.
     pub buffer: Option<Vec<u8>>,
+    /// For an accept: the new, connected socket. It is not associated with any port until
+    /// the caller does so (IOCP.md N1). See [`take_stream`](Self::take_stream).
+    pub accepted: Option<OwnedFd>,
+    /// For an accept: the peer's address; for `recv_from`: the sender's address.
+    pub addr: Option<SocketAddr>,
 }
 
 impl<C> Completion<C> {
     /// A packet as `post` queues it.
     pub(crate) fn posted(key: usize, bytes: usize, context: C) -> Self {
-        Self { key, result: Ok(bytes), context, buffer: None }
+        Self { key, result: Ok(bytes), context, buffer: None, accepted: None, addr: None }
+    }
+
+    /// An I/O packet under construction by a backend.
+    pub(crate) fn io(key: usize, context: C) -> Self {
+        Self { key, result: Ok(0), context, buffer: None, accepted: None, addr: None }
+    }
+
+    /// Whether the operation was cancelled (`ECANCELED`): by `cancel`, by closing its
+    /// handle, or by closing the port (IOCP.md H5, H6, P10).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(&self.result, Err(e) if e.raw_os_error() == Some(libc::ECANCELED))
+    }
+
+    /// Takes the socket an accept produced, as a `TcpStream`.
+    pub fn take_stream(&mut self) -> Option<TcpStream> {
+        self.accepted.take().map(TcpStream::from)
     }
 
     /// The byte count of a successful packet, or a reference to its error.
@@ -57,6 +80,8 @@ impl<C: fmt::Debug> fmt::Debug for Completion<C> {
             .field("result", &self.result)
             .field("context", &self.context)
             .field("buffer_len", &self.buffer.as_ref().map(Vec::len))
+            .field("accepted", &self.accepted)
+            .field("addr", &self.addr)
             .finish()
     }
 }

@@ -72,3 +72,9 @@ impl<C> From<PostError<C>> for io::Error {
         io::Error::new(io::ErrorKind::BrokenPipe, "the completion port is closed")
     }
 }
+
+/// The port (or the handle's port) is closed: the source of the `BrokenPipe` errors that
+/// refused submissions carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the completion port is closed")]
+pub struct Closed;

@@ -50,11 +50,16 @@
 mod assoc;
 mod completion;
 mod error;
+mod handle;
+mod op;
 mod pool;
 mod port;
 mod sync;
+mod sys;
 
 pub use completion::Completion;
-pub use error::{GetError, PostError};
+pub use error::{Closed, GetError, PostError};
+pub use handle::{Handle, OpId};
+pub use op::{SubmitError, MAX_BUFFER};
 pub use pool::WorkerPool;
 pub use port::{BlockingGuard, CompletionPort};

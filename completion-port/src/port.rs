@@ -3,9 +3,13 @@
 use crate::assoc::{self, Account};
 use crate::completion::Completion;
 use crate::error::{GetError, PostError};
+use crate::handle::Registry;
 use crate::sync::{arc_addr, downgrade, lock, Arc, Mutex, Parker, Wake, Weak};
+use crate::sys::Driver;
 use std::collections::VecDeque;
 use std::fmt;
+use std::io;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// An I/O completion port: a queue of completion packets that any number of threads wait
@@ -61,6 +65,14 @@ use std::time::{Duration, Instant};
 /// waiting thread parks on its own futex word; `post` pops the most recent waiter, puts the
 /// packet in that waiter's slot and sets its word under the lock (the hand-off is one
 /// step), then wakes it with one `FUTEX_WAKE` after unlocking.
+///
+/// Once a handle is associated, the port has a kernel backend (io_uring). Then one of the
+/// waiting threads, the *poller*, waits in the kernel for I/O completions instead of on its
+/// futex; the others park as before. The poller moves what the kernel completed into the
+/// queue, takes the first packet itself if the concurrency limit allows (no extra thread
+/// hop), hands the rest to parked threads LIFO, and passes the poller role to the most
+/// recent parked thread when it leaves. `post` hands a packet to a parked thread directly,
+/// or wakes the poller out of the kernel if no thread is parked. See `docs/design.md`.
 pub struct CompletionPort<C> {
     inner: Arc<Inner<C>>,
 }
@@ -69,6 +81,10 @@ struct Inner<C> {
     /// The most threads that may run at once (P1); fixed for the port's life.
     concurrency: usize,
     state: Mutex<State<C>>,
+    /// The kernel backend, created by the first `associate`.
+    driver: OnceLock<Driver<C>>,
+    /// Descriptors associated with this port.
+    registry: std::sync::Arc<Registry>,
 }
 
 struct State<C> {
@@ -84,6 +100,14 @@ struct State<C> {
     running: usize,
     /// Set once by `close` (P8); never cleared.
     closed: bool,
+    /// Whether `driver` exists (read under the lock with the rest of the state).
+    has_driver: bool,
+    /// A thread is the poller: it waits in the kernel for completions (or reads them).
+    /// Invariant: while `has_driver`, `running < concurrency` and `queue` is empty, a
+    /// non-empty `waiters` implies `polling` (else [`State::release`] promotes one).
+    polling: bool,
+    /// A wake-up of the poller is already on its way; cleared when a thread starts polling.
+    wake_pending: bool,
 }
 
 /// A thread parked in `get`.
@@ -99,6 +123,8 @@ struct Waiter<C> {
 const HANDED: u32 = 1;
 /// The port closed while the thread waited.
 const CLOSED: u32 = 2;
+/// The thread was chosen to become the poller; it is no longer on the stack.
+const POLL: u32 = 3;
 
 impl<C> Waiter<C> {
     fn new() -> Self {
@@ -123,8 +149,9 @@ fn wake_all<C>(woken: Woken<C>) {
 }
 
 impl<C> State<C> {
-    /// Restores the invariant on `waiters`: hands queued packets to the most recent waiters
-    /// while the concurrency limit allows.
+    /// Restores the invariants on `waiters`: hands queued packets to the most recent
+    /// waiters while the concurrency limit allows, then, if I/O may complete and nobody is
+    /// polling, makes the most recent waiter the poller.
     fn release(&mut self, concurrency: usize) -> Woken<C> {
         let mut woken = Vec::new();
         while self.running < concurrency && !self.queue.is_empty() {
@@ -133,6 +160,12 @@ impl<C> State<C> {
             self.running += 1;
             w.hand(packet);
             woken.push(w);
+        }
+        if self.has_driver && !self.polling && self.running < concurrency && self.queue.is_empty() {
+            if let Some(w) = self.waiters.pop() {
+                w.parker.set(POLL);
+                woken.push(w);
+            }
         }
         woken
     }
@@ -190,8 +223,52 @@ impl<C: Send + 'static> CompletionPort<C> {
                     waiters: Vec::new(),
                     running: 0,
                     closed: false,
+                    has_driver: false,
+                    polling: false,
+                    wake_pending: false,
                 }),
+                driver: OnceLock::new(),
+                registry: Default::default(),
             }),
+        }
+    }
+
+    /// The port's kernel backend and descriptor registry, creating the backend on first
+    /// use. A creation failure is logged and returned; the port keeps working for posts.
+    pub(crate) fn driver(&self) -> io::Result<(&Driver<C>, &std::sync::Arc<Registry>)> {
+        if let Some(d) = self.inner.driver.get() {
+            return Ok((d, &self.inner.registry));
+        }
+        let new = Driver::uring().inspect_err(|e| {
+            tracing::warn!(error = %e, "io_uring is unavailable; the port cannot do I/O");
+        })?;
+        // If another thread won the race, its driver stays and ours is dropped (unused).
+        let _ = self.inner.driver.set(new);
+        let woken = {
+            let mut st = lock(&self.inner.state);
+            st.has_driver = true;
+            // Threads already parked must now have a poller among them.
+            st.release(self.inner.concurrency)
+        };
+        wake_all(woken);
+        let d = self.inner.driver.get().ok_or_else(|| io::Error::other("backend vanished"))?;
+        tracing::debug!(backend = d.name(), "completion port backend ready");
+        Ok((d, &self.inner.registry))
+    }
+
+    /// The port's kernel backend if one was created.
+    pub(crate) fn existing_driver(&self) -> Option<&Driver<C>> {
+        self.inner.driver.get()
+    }
+
+    /// Runs `f`; operations this thread submits inside it are handed to the kernel with one
+    /// system call when `f` returns, instead of one call each. Nested batches submit at the
+    /// end of the outermost one. Without a backend (no handle associated yet) this simply
+    /// runs `f`.
+    pub fn batch<R>(&self, f: impl FnOnce() -> R) -> R {
+        match self.existing_driver() {
+            Some(d) => d.batch(f),
+            None => f(),
         }
     }
 
@@ -230,6 +307,17 @@ impl<C: Send + 'static> CompletionPort<C> {
             }
         }
         st.queue.push_back(packet);
+        // No parked thread: if one is polling the kernel, bring it out to take the packet.
+        let wake_poller = st.polling && !st.wake_pending && st.running < self.inner.concurrency;
+        if wake_poller {
+            st.wake_pending = true;
+        }
+        drop(st);
+        if wake_poller {
+            if let Some(d) = self.existing_driver() {
+                d.wake();
+            }
+        }
         Ok(())
     }
 
@@ -307,64 +395,108 @@ impl<C: Send + 'static> CompletionPort<C> {
         timeout: Option<Duration>,
     ) -> Result<usize, GetError> {
         let deadline = deadline_after(timeout);
+        let poll_only = timeout == Some(Duration::ZERO);
+        let concurrency = self.inner.concurrency;
         let id = self.id();
         // Calling `get` again ends this thread's running period (P9).
         let was_counted = assoc::begin_wait(id);
+        let driver = self.existing_driver();
+        let mut reaped = Vec::new();
+        let mut polled_after_deadline = false;
         let mut st = lock(&self.inner.state);
         if was_counted {
             debug_assert!(st.running > 0, "a counted thread found running == 0");
             st.running = st.running.saturating_sub(1);
         }
-        if st.closed {
-            drop(st);
-            assoc::end_wait(id);
-            return Err(GetError::Closed);
-        }
-        if st.running < self.inner.concurrency && !st.queue.is_empty() {
-            // The caller is awake already: it takes the oldest packets itself.
-            let n = st.take_into(out, max);
-            st.running += 1;
-            drop(st);
-            self.now_counted();
-            return Ok(n);
-        }
-        // Here `queue` is empty or the limit is reached without us, so our own decrement
-        // cannot have made a packet runnable for someone else: nothing to release.
-        if timeout == Some(Duration::ZERO) {
-            drop(st);
-            assoc::end_wait(id);
-            return Err(GetError::TimedOut);
-        }
-        let me = Arc::new(Waiter::new());
-        st.waiters.push(Arc::clone(&me));
-        drop(st);
-
-        let state = match me.parker.park(deadline) {
-            Wake::Notified => me.parker.state(),
-            Wake::TimedOut => {
-                let mut st = lock(&self.inner.state);
-                // Under the lock the parker's state tells whether we are still on the
-                // stack: a waker removes us and sets the state in one critical section.
-                let state = me.parker.state();
-                if state == Parker::WAITING {
-                    if let Some(pos) = st.waiters.iter().rposition(|w| Arc::ptr_eq(w, &me)) {
-                        st.waiters.remove(pos);
-                    }
-                    drop(st);
-                    assoc::end_wait(id);
-                    return Err(GetError::TimedOut);
-                }
-                state
+        loop {
+            if st.closed {
+                let woken = st.release(concurrency);
+                drop(st);
+                wake_all(woken);
+                assoc::end_wait(id);
+                return Err(GetError::Closed);
             }
-        };
-        if state == CLOSED {
-            assoc::end_wait(id);
-            return Err(GetError::Closed);
+            if st.running < concurrency && !st.queue.is_empty() {
+                // The caller is awake already: it takes the oldest packets itself.
+                let n = st.take_into(out, max);
+                st.running += 1;
+                // If this thread was the poller, someone else must take over.
+                let woken = st.release(concurrency);
+                drop(st);
+                wake_all(woken);
+                self.now_counted();
+                return Ok(n);
+            }
+            let expired = poll_only || deadline.is_some_and(|d| Instant::now() >= d);
+            if let Some(drv) = driver {
+                if st.has_driver && !st.polling && st.running < concurrency && !polled_after_deadline {
+                    // Become the poller: wait in the kernel (or just look, if out of time).
+                    st.polling = true;
+                    st.wake_pending = false;
+                    drop(st);
+                    let r = if expired { drv.peek(&mut reaped) } else { drv.wait(deadline, &mut reaped) };
+                    polled_after_deadline = expired;
+                    st = lock(&self.inner.state);
+                    st.polling = false;
+                    let n = reaped.len();
+                    st.queue.extend(reaped.drain(..));
+                    // Counted as delivered only once queued, so `drain` never misses them.
+                    drv.delivered(n);
+                    if let Err(e) = r {
+                        tracing::error!(error = %e, "waiting for I/O completions failed");
+                        polled_after_deadline = true;
+                    }
+                    continue;
+                }
+            }
+            if expired {
+                let woken = st.release(concurrency);
+                drop(st);
+                wake_all(woken);
+                assoc::end_wait(id);
+                return Err(GetError::TimedOut);
+            }
+            // Park on our own futex word until handed a packet, closed, made the poller,
+            // or out of time.
+            let me = Arc::new(Waiter::new());
+            st.waiters.push(Arc::clone(&me));
+            drop(st);
+            let state = match me.parker.park(deadline) {
+                Wake::Notified => me.parker.state(),
+                Wake::TimedOut => {
+                    let mut st = lock(&self.inner.state);
+                    // Under the lock the parker's state tells whether we are still on the
+                    // stack: a waker removes us and sets the state in one critical section.
+                    let state = me.parker.state();
+                    if state == Parker::WAITING {
+                        if let Some(pos) = st.waiters.iter().rposition(|w| Arc::ptr_eq(w, &me)) {
+                            st.waiters.remove(pos);
+                        }
+                        drop(st);
+                        assoc::end_wait(id);
+                        return Err(GetError::TimedOut);
+                    }
+                    state
+                }
+            };
+            match state {
+                HANDED => return Ok(self.handed(&me, out, max)),
+                CLOSED => {
+                    assoc::end_wait(id);
+                    return Err(GetError::Closed);
+                }
+                _ => {
+                    debug_assert_eq!(state, POLL);
+                    st = lock(&self.inner.state);
+                }
+            }
         }
-        debug_assert_eq!(state, HANDED);
-        let handed = lock(&me.slot).take();
+    }
+
+    /// A parked thread was handed a packet (and counted as running by the hander).
+    fn handed(&self, me: &Waiter<C>, out: &mut Vec<Completion<C>>, max: usize) -> usize {
         let mut n = 0;
-        if let Some(packet) = handed {
+        if let Some(packet) = lock(&me.slot).take() {
             out.push(packet);
             n = 1;
         }
@@ -377,14 +509,17 @@ impl<C: Send + 'static> CompletionPort<C> {
             }
         }
         self.now_counted();
-        Ok(n)
+        n
     }
 
     /// Closes the port (IOCP.md P8): every thread blocked in `get` or `get_many` returns
     /// [`GetError::Closed`] promptly, later calls return it at once, and `post` fails.
     /// Closing twice is harmless. Packets still queued stay for [`drain`](Self::drain).
+    ///
+    /// With I/O attached, closing also refuses new operations and cancels every operation
+    /// in flight (P10); their packets are collected by `drain`.
     pub fn close(&self) {
-        let woken = {
+        let (woken, polling) = {
             let mut st = lock(&self.inner.state);
             if st.closed {
                 return;
@@ -394,10 +529,16 @@ impl<C: Send + 'static> CompletionPort<C> {
             for w in &woken {
                 w.parker.set(CLOSED);
             }
-            woken
+            (woken, st.polling)
         };
         tracing::debug!(waiters = woken.len(), "completion port closed");
         wake_all(woken);
+        if let Some(d) = self.existing_driver() {
+            d.close();
+            if polling {
+                d.wake();
+            }
+        }
     }
 
     /// Whether [`close`](Self::close) has been called.
@@ -405,11 +546,28 @@ impl<C: Send + 'static> CompletionPort<C> {
         lock(&self.inner.state).closed
     }
 
-    /// Closes the port if it is open, then removes and returns every packet still queued,
-    /// in FIFO order, so the application can release their contexts and buffers
-    /// (IOCP.md P10). Each packet is returned by exactly one `drain` call.
+    /// Closes the port if it is open, waits until every operation in flight has completed
+    /// (close cancelled them), then removes and returns every packet still queued, in FIFO
+    /// order, so the application can release their contexts and buffers (IOCP.md P10).
+    /// Each packet is returned by exactly one `drain` call.
+    ///
+    /// An operation the kernel cannot cancel (a regular-file read already running) is
+    /// waited for: its buffer cannot be freed before the kernel is done with it.
     pub fn drain(&self) -> Vec<Completion<C>> {
         self.close();
+        if let Some(drv) = self.existing_driver() {
+            let mut reaped = Vec::new();
+            while drv.in_flight() > 0 {
+                let slice = Instant::now() + Duration::from_millis(50);
+                if let Err(e) = drv.wait(Some(slice), &mut reaped) {
+                    tracing::warn!(error = %e, "waiting for cancelled operations");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let n = reaped.len();
+                lock(&self.inner.state).queue.extend(reaped.drain(..));
+                drv.delivered(n);
+            }
+        }
         let mut st = lock(&self.inner.state);
         st.queue.drain(..).collect()
     }

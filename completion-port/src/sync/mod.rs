@@ -14,11 +14,9 @@ pub(crate) use std::sync::{
     Arc, Mutex, MutexGuard, Weak,
 };
 
+// The loom parker is built on loom's `Mutex` and `Condvar`; no atomics are needed here.
 #[cfg(loom)]
-pub(crate) use loom::sync::{
-    atomic::{AtomicU32, Ordering},
-    Arc, Mutex, MutexGuard,
-};
+pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 
 /// A weak reference to a port's shared state.
 #[cfg(not(loom))]
@@ -84,3 +82,9 @@ macro_rules! port_thread_local {
     };
 }
 pub(crate) use port_thread_local;
+
+/// Locks a `std` mutex (one that loom never models: the backend's and the registry's),
+/// ignoring poisoning for the same reason as [`lock`].
+pub(crate) fn lock_std<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

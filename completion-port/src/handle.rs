@@ -1,0 +1,372 @@
+//! Handles: files and sockets associated with a port under a key (IOCP.md H1–H8, F, N).
+
+use crate::op::{FdKind, Request, SubmitError};
+use crate::port::CompletionPort;
+use crate::sys::{OpData, OpRef};
+use socket2::SockAddr;
+use std::collections::HashSet;
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+/// A file or socket associated with a [`CompletionPort`]: every operation started through
+/// it completes to that port, carrying the handle's key (IOCP.md H1).
+///
+/// Each operation takes an owned buffer and a context; the buffer belongs to the
+/// operation until its packet is delivered, and comes back in the packet with the bytes
+/// transferred (H3). Reads and receives fill the buffer from its start up to its
+/// **capacity** and set its length to the bytes read; writes and sends send its `len()`
+/// bytes. Every accepted operation produces exactly one packet (H2); a refused one returns
+/// a [`SubmitError`] holding the context and buffer, and produces none.
+///
+/// # Examples
+///
+/// ```
+/// use completion_port::CompletionPort;
+/// use std::io::Write;
+/// use std::time::Duration;
+///
+/// # fn main() -> std::io::Result<()> {
+/// let path = std::env::temp_dir().join(format!("cp-doc-{}", std::process::id()));
+/// std::fs::File::create(&path)?.write_all(b"hello, port")?;
+/// let port: CompletionPort<&str> = CompletionPort::new(0);
+/// let file = port.associate(std::fs::File::open(&path)?, 7)?;
+/// file.read_at(Vec::with_capacity(64), 0, "first read")?;
+/// let packet = port.get(Some(Duration::from_secs(5)))?;
+/// assert_eq!((packet.key, packet.context), (7, "first read"));
+/// assert_eq!(packet.buffer.as_deref(), Some(&b"hello, port"[..]));
+/// # std::fs::remove_file(&path)?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Dropping
+///
+/// Dropping (or [`close`](Self::close)-ing) a handle cancels its pending operations; each
+/// still produces its one packet, with a cancelled error or its real result if it finished
+/// first. The descriptor is closed only after the last of those packets has been produced,
+/// so a new descriptor that reuses the number can never receive an old packet (H6, H7).
+pub struct Handle<C: Send + 'static> {
+    port: CompletionPort<C>,
+    shared: Arc<HandleShared>,
+}
+
+/// The part of a handle that operations in flight keep alive: the descriptor itself.
+pub(crate) struct HandleShared {
+    pub(crate) fd: OwnedFd,
+    pub(crate) kind: FdKind,
+    pub(crate) key: usize,
+    /// Operations accepted and not yet completed.
+    pending: AtomicUsize,
+    registry: Weak<Registry>,
+}
+
+impl HandleShared {
+    /// An operation of this handle produced its packet.
+    pub(crate) fn op_finished(&self) {
+        self.pending.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for HandleShared {
+    fn drop(&mut self) {
+        // Forget the number before `fd` closes it: once closed it may be reused at once.
+        if let Some(reg) = self.registry.upgrade() {
+            crate::sync::lock_std(&reg.fds).remove(&self.fd.as_raw_fd());
+        }
+    }
+}
+
+/// Descriptors associated with one port (H1: associating one twice is an error).
+#[derive(Default)]
+pub(crate) struct Registry {
+    fds: Mutex<HashSet<RawFd>>,
+}
+
+/// Identifies one operation in flight, for [`Handle::cancel`]. Holding it never keeps the
+/// operation's buffer or context alive.
+pub struct OpId<C>(OpRef<C>);
+
+impl<C> OpId<C> {
+    /// Whether the operation's packet has been produced (it can no longer be cancelled).
+    pub fn is_done(&self) -> bool {
+        self.0.is_done()
+    }
+}
+
+impl<C> fmt::Debug for OpId<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpId").field("done", &self.is_done()).finish()
+    }
+}
+
+/// Classifies a descriptor, or explains why it cannot be associated.
+fn classify(fd: &OwnedFd) -> io::Result<FdKind> {
+    use rustix::fs::FileType;
+    let stat = rustix::fs::fstat(fd)?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::Socket {
+        return Ok(FdKind::File);
+    }
+    if rustix::net::sockopt::socket_acceptconn(fd)? {
+        return Ok(FdKind::Listener);
+    }
+    Ok(match rustix::net::sockopt::socket_type(fd)? {
+        rustix::net::SocketType::DGRAM => FdKind::Datagram,
+        _ => FdKind::Stream,
+    })
+}
+
+impl<C: Send + 'static> CompletionPort<C> {
+    /// Associates a file or socket with the port under `key`
+    /// (`CreateIoCompletionPort(handle, port, key, 0)`, IOCP.md H1). Accepts anything that
+    /// owns a descriptor: `std::fs::File`, `std::net::{TcpListener, TcpStream, UdpSocket}`,
+    /// `socket2::Socket`, `OwnedFd`. The handle owns the descriptor from now on.
+    ///
+    /// The first association creates the port's kernel backend (io_uring).
+    ///
+    /// # Errors
+    ///
+    /// * `InvalidInput`: the descriptor is already associated with this port, or is not
+    ///   open (`EBADF`). Such a descriptor is not closed here: it was never ours to close.
+    /// * `BrokenPipe`: the port is closed.
+    /// * The OS error if the backend cannot be created (io_uring missing or disabled).
+    pub fn associate(&self, object: impl Into<OwnedFd>, key: usize) -> io::Result<Handle<C>> {
+        let fd: OwnedFd = object.into();
+        let kind = match classify(&fd) {
+            Ok(kind) => kind,
+            Err(e) if e.raw_os_error() == Some(libc::EBADF) => {
+                // Not a descriptor we could own: closing it could close someone else's.
+                std::mem::forget(fd);
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "not an open file descriptor"));
+            }
+            Err(e) => return Err(e),
+        };
+        let (driver, registry) = self.driver()?;
+        if self.is_closed() {
+            return Err(crate::sys::closed_error());
+        }
+        if !crate::sync::lock_std(&registry.fds).insert(fd.as_raw_fd()) {
+            // Another handle of this port owns this number: closing it here would pull the
+            // descriptor from under that handle.
+            std::mem::forget(fd);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the descriptor is already associated with this port",
+            ));
+        }
+        tracing::trace!(fd = fd.as_raw_fd(), key, ?kind, backend = driver.name(), "associated");
+        let shared =
+            HandleShared { fd, kind, key, pending: AtomicUsize::new(0), registry: Arc::downgrade(registry) };
+        Ok(Handle { port: self.clone(), shared: Arc::new(shared) })
+    }
+}
+
+impl<C: Send + 'static> Handle<C> {
+    /// The key packets of this handle carry.
+    pub fn key(&self) -> usize {
+        self.shared.key
+    }
+
+    /// The port this handle completes to.
+    pub fn port(&self) -> &CompletionPort<C> {
+        &self.port
+    }
+
+    /// Number of operations submitted whose packet has not yet been produced.
+    pub fn pending(&self) -> usize {
+        self.shared.pending.load(Ordering::SeqCst)
+    }
+
+    fn submit(&self, request: Request, buffer: Option<Vec<u8>>, context: C) -> Result<OpId<C>, SubmitError<C>> {
+        if let Err(e) = self.shared.kind.check(&request) {
+            return Err(SubmitError::new(e, context, buffer));
+        }
+        let Some(driver) = self.port.existing_driver() else {
+            return Err(SubmitError::new(crate::sys::closed_error(), context, buffer));
+        };
+        self.shared.pending.fetch_add(1, Ordering::SeqCst);
+        let op = OpData { handle: Arc::clone(&self.shared), key: self.shared.key, request, buffer, context };
+        driver.submit(op).map(OpId).map_err(|e| {
+            self.shared.pending.fetch_sub(1, Ordering::SeqCst);
+            e
+        })
+    }
+
+    /// Reads into `buf` (up to its capacity) from `offset` (`pread`; IOCP.md F1). Many
+    /// reads may be in flight on one handle and complete in any order. A read at end of
+    /// file completes with `Ok(0)`.
+    ///
+    /// # Errors
+    ///
+    /// A [`SubmitError`] (with `buf` and `context`) if the buffer is longer than
+    /// [`MAX_BUFFER`](crate::MAX_BUFFER) or the port is closed.
+    pub fn read_at(&self, buf: Vec<u8>, offset: u64, context: C) -> Result<OpId<C>, SubmitError<C>> {
+        self.submit(Request::ReadAt { offset }, Some(buf), context)
+    }
+
+    /// Writes `buf[..len]` at `offset` (`pwrite`; IOCP.md F1).
+    ///
+    /// # Errors
+    ///
+    /// As [`read_at`](Self::read_at).
+    pub fn write_at(&self, buf: Vec<u8>, offset: u64, context: C) -> Result<OpId<C>, SubmitError<C>> {
+        self.submit(Request::WriteAt { offset }, Some(buf), context)
+    }
+
+    /// Flushes data and metadata to the device (`fsync`; IOCP.md F2).
+    ///
+    /// # Errors
+    ///
+    /// A [`SubmitError`] if the port is closed.
+    pub fn sync_all(&self, context: C) -> Result<OpId<C>, SubmitError<C>> {
+        self.submit(Request::Sync { data_only: false }, None, context)
+    }
+
+    /// Flushes data, and metadata only where needed to read it back (`fdatasync`; F2).
+    ///
+    /// # Errors
+    ///
+    /// As [`sync_all`](Self::sync_all).
+    pub fn sync_data(&self, context: C) -> Result<OpId<C>, SubmitError<C>> {
+        self.submit(Request::Sync { data_only: true }, None, context)
+    }
+
+    /// Accepts a connection on a listening socket (`accept4`; IOCP.md N1). The packet
+    /// carries this (the listener's) key, the new socket in
+    /// [`Completion::accepted`](crate::Completion::accepted) and the peer in
+    /// [`Completion::addr`](crate::Completion::addr).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if the handle is not a listening socket; `BrokenPipe` if the port is
+    /// closed.
+    pub fn accept(&self, context: C) -> Result<OpId<C>, SubmitError<C>> {
+        self.submit(Request::Accept, None, context)
+    }
+
+    /// Connects a socket (`connect`; N2). Associate an unconnected socket, such as a
+    /// `socket2::Socket`, to use it.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if the handle is not a stream or datagram socket.
+    pub fn connect(&self, addr: SocketAddr, context: C) -> Result<OpId<C>, SubmitError<C>> {
+        self.submit(Request::Connect { addr: SockAddr::from(addr) }, None, context)
+    }
+
+    /// Receives into `buf`, up to its capacity (`recv`; N2). The peer closing gracefully
+    /// completes it with `Ok(0)` (N3); a reset with `ConnectionReset` (N4). A buffer of
+    /// capacity 0 completes when data is readable, without consuming it (N6).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if the handle is not a connected-style socket (a file or a listener).
+    pub fn recv(&self, buf: Vec<u8>, context: C) -> Result<OpId<C>, SubmitError<C>> {
+        self.submit(Request::Recv, Some(buf), context)
+    }
+
+    /// Sends `buf[..len]` (`send` with `MSG_NOSIGNAL`; N2). It may complete partially: the
+    /// byte count says how much went.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn send(&self, buf: Vec<u8>, context: C) -> Result<OpId<C>, SubmitError<C>> {
+        self.submit(Request::Send, Some(buf), context)
+    }
+
+    /// Shuts down one or both directions (`shutdown`; N2).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn shutdown(&self, how: Shutdown, context: C) -> Result<OpId<C>, SubmitError<C>> {
+        self.submit(Request::Shutdown { how }, None, context)
+    }
+
+    /// Receives one datagram into `buf` (`recvmsg`; N2); the packet's `addr` is the sender.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if the handle is not a datagram socket.
+    pub fn recv_from(&self, buf: Vec<u8>, context: C) -> Result<OpId<C>, SubmitError<C>> {
+        self.submit(Request::RecvFrom, Some(buf), context)
+    }
+
+    /// Sends `buf[..len]` as one datagram to `addr` (`sendmsg`; N2).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_from`](Self::recv_from).
+    pub fn send_to(&self, buf: Vec<u8>, addr: SocketAddr, context: C) -> Result<OpId<C>, SubmitError<C>> {
+        self.submit(Request::SendTo { addr: SockAddr::from(addr) }, Some(buf), context)
+    }
+
+    /// Requests cancellation of one operation and returns at once (`CancelIoEx` with an
+    /// `OVERLAPPED`; IOCP.md H5). The operation still produces its one packet: cancelled,
+    /// or with its real result if it finished first.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if the operation's packet was already produced.
+    pub fn cancel(&self, op: &OpId<C>) -> io::Result<()> {
+        let driver = self.port.existing_driver().ok_or_else(crate::sys::closed_error)?;
+        driver.cancel(&op.0)
+    }
+
+    /// Requests cancellation of every pending operation of this handle (`CancelIoEx` with
+    /// no `OVERLAPPED`; H5). Returns at once; each still produces its one packet.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if nothing is pending.
+    pub fn cancel_all(&self) -> io::Result<()> {
+        if self.pending() == 0 {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "no operation is pending on this handle"));
+        }
+        let driver = self.port.existing_driver().ok_or_else(crate::sys::closed_error)?;
+        driver.cancel_fd(&self.shared)
+    }
+
+    /// Closes the handle: cancels what is pending; the descriptor is closed once the last
+    /// packet is produced (H6). Same as dropping it.
+    pub fn close(self) {}
+}
+
+impl<C: Send + 'static> AsFd for Handle<C> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.shared.fd.as_fd()
+    }
+}
+
+impl<C: Send + 'static> AsRawFd for Handle<C> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.shared.fd.as_raw_fd()
+    }
+}
+
+impl<C: Send + 'static> fmt::Debug for Handle<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("fd", &self.shared.fd.as_raw_fd())
+            .field("key", &self.shared.key)
+            .field("kind", &self.shared.kind)
+            .field("pending", &self.pending())
+            .finish()
+    }
+}
+
+impl<C: Send + 'static> Drop for Handle<C> {
+    fn drop(&mut self) {
+        // H6: Windows and io_uring both leave operations hanging when a handle closes; we
+        // cancel them. The descriptor stays open in `shared` until their packets exist.
+        if self.pending() > 0 {
+            if let Err(e) = self.cancel_all() {
+                tracing::debug!(error = %e, "cancel on handle drop");
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Overlapped operations, defined once for every backend.
+//!
+//! An operation is a [`Request`] (what to do), the handle it runs on, the caller's context
+//! and the buffer it owns until its packet is delivered (IOCP.md H3). Backends under
+//! `sys/` turn a request into kernel calls and the kernel's result back into a
+//! [`Completion`](crate::Completion); they decide no policy.
+
+use socket2::SockAddr;
+use std::fmt;
+use std::io;
+use std::net::Shutdown;
+
+/// The largest buffer one operation accepts: the kernel's length fields are 32-bit.
+pub const MAX_BUFFER: usize = u32::MAX as usize;
+
+/// What an operation asks the kernel to do. Each variant names the syscall it equals.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// `pread(fd, buf, buf.capacity(), offset)`.
+    ReadAt { offset: u64 },
+    /// `pwrite(fd, buf, buf.len(), offset)`.
+    WriteAt { offset: u64 },
+    /// `fsync(fd)`, or `fdatasync(fd)` when `data_only`.
+    Sync { data_only: bool },
+    /// `accept4(fd, &addr, &len, SOCK_CLOEXEC)`.
+    Accept,
+    /// `connect(fd, addr)`.
+    Connect { addr: SockAddr },
+    /// `recv(fd, buf, buf.capacity(), 0)`; a zero-capacity buffer is `poll(fd, POLLIN)`
+    /// instead, which completes when data is readable without consuming it (IOCP.md N6).
+    Recv,
+    /// `send(fd, buf, buf.len(), MSG_NOSIGNAL)`.
+    Send,
+    /// `shutdown(fd, how)`.
+    Shutdown { how: Shutdown },
+    /// `recvmsg(fd, {buf, &addr}, 0)`.
+    RecvFrom,
+    /// `sendmsg(fd, {buf, addr}, MSG_NOSIGNAL)`.
+    SendTo { addr: SockAddr },
+}
+
+impl Request {
+    /// Whether the request reads into the buffer (its capacity is the length asked for).
+    pub(crate) fn fills_buffer(&self) -> bool {
+        matches!(self, Request::ReadAt { .. } | Request::Recv | Request::RecvFrom)
+    }
+}
+
+/// What kind of object a handle wraps, learned once at association.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FdKind {
+    /// A regular file, block device or anything else that is not a socket.
+    File,
+    /// A connection-oriented socket that is not listening (TCP, Unix stream).
+    Stream,
+    /// A listening socket.
+    Listener,
+    /// A datagram socket (UDP, Unix datagram).
+    Datagram,
+}
+
+impl FdKind {
+    /// Refuses requests that cannot work on this kind of descriptor (IOCP.md H2: a clear
+    /// error at submission, no packet).
+    pub(crate) fn check(self, req: &Request) -> io::Result<()> {
+        use FdKind::*;
+        let ok = match req {
+            Request::ReadAt { .. } | Request::WriteAt { .. } | Request::Sync { .. } => true,
+            Request::Accept => self == Listener,
+            Request::Connect { .. } => matches!(self, Stream | Datagram),
+            Request::Recv | Request::Send | Request::Shutdown { .. } => matches!(self, Stream | Datagram),
+            Request::RecvFrom | Request::SendTo { .. } => self == Datagram,
+        };
+        if ok {
+            return Ok(());
+        }
+        let msg = match (self, req) {
+            (File, _) => "the handle is not a socket",
+            (Listener, _) => "the handle is a listening socket: only accept is valid on it",
+            (_, Request::Accept) => "accept needs a listening socket",
+            _ => "send_to/recv_from need a datagram socket",
+        };
+        Err(io::Error::new(io::ErrorKind::InvalidInput, msg))
+    }
+}
+
+/// A refused submission (IOCP.md H2): the error, with the context and buffer handed back.
+/// No packet will be produced for it.
+pub struct SubmitError<C> {
+    /// Why the operation was refused.
+    pub error: io::Error,
+    /// The context given to the refused call.
+    pub context: C,
+    /// The buffer given to the refused call, if it took one.
+    pub buffer: Option<Vec<u8>>,
+}
+
+impl<C> SubmitError<C> {
+    pub(crate) fn new(error: io::Error, context: C, buffer: Option<Vec<u8>>) -> Self {
+        Self { error, context, buffer }
+    }
+
+    /// The error's kind.
+    pub fn kind(&self) -> io::ErrorKind {
+        self.error.kind()
+    }
+
+    /// Splits into the error, the context and the buffer.
+    pub fn into_parts(self) -> (io::Error, C, Option<Vec<u8>>) {
+        (self.error, self.context, self.buffer)
+    }
+}
+
+impl<C> fmt::Debug for SubmitError<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubmitError")
+            .field("error", &self.error)
+            .field("buffer_len", &self.buffer.as_ref().map(Vec::len))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> fmt::Display for SubmitError<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "operation refused: {}", self.error)
+    }
+}
+
+impl<C> std::error::Error for SubmitError<C> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl<C> From<SubmitError<C>> for io::Error {
+    /// Keeps the error; the context and buffer are dropped.
+    fn from(e: SubmitError<C>) -> Self {
+        e.error
+    }
+}

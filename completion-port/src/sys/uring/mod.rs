@@ -1,0 +1,374 @@
+//! The io_uring backend.
+//!
+//! One ring per port, shared by every thread:
+//!
+//! * **Submission**: any thread pushes SQEs under the `sq` mutex (the only way to obtain the
+//!   ring's submission queue), then calls `io_uring_enter` to submit, outside the lock.
+//!   Inside [`Uring::batch`] the enter is deferred to the end of the batch.
+//! * **Completion**: the port lets one thread at a time wait in the kernel
+//!   (`io_uring_enter(GETEVENTS, min_complete = 1)`, with the caller's timeout); the
+//!   completion queue is read under the `cq` mutex, so a concurrent `drain` is safe too.
+//! * **Wake-up**: another thread wakes the waiting thread by submitting a `NOP` whose
+//!   completion carries [`WAKE`]; the reader skips it.
+//!
+//! # Ownership round trip
+//!
+//! An operation is an `Arc<Op<C>>`. [`op::into_user_data`] leaks one strong reference into
+//! the SQE's `user_data`; [`op::from_user_data`] takes it back when the CQE arrives. Every
+//! accepted SQE yields exactly one CQE (no multishot requests are used), so each reference
+//! is taken back exactly once. Cancellation handles are `Weak`: they keep the allocation
+//! (so its address, the `user_data`, cannot be reused by a new operation while a canceller
+//! holds it) but never the buffer or context.
+//!
+//! # Dropping
+//!
+//! [`Uring`]'s `Drop` (1) refuses new submissions, (2) cancels everything in flight,
+//! (3) reaps until every operation's completion has come back, dropping each operation's
+//! buffer and context once, and only then (4) lets the ring be unmapped and closed. The
+//! kernel therefore never writes into freed memory, whatever the application leaked.
+
+mod op;
+
+pub(crate) use op::OpRef;
+
+use super::OpData;
+use crate::completion::Completion;
+use crate::handle::HandleShared;
+use crate::op::{SubmitError, MAX_BUFFER};
+use crate::sync::lock_std as lock;
+use io_uring::{opcode, squeue, types, IoUring};
+use std::cell::Cell;
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// `user_data` of the NOP that wakes a waiting thread.
+const WAKE: u64 = 0;
+/// `user_data` of cancellation requests: their own completions carry nothing we need.
+const CANCEL: u64 = 1;
+
+/// Submission queue entries. Completions beyond the CQ's size wait in the kernel's
+/// overflow list (IORING_FEAT_NODROP), so this bounds only one batch of submissions.
+const SQ_ENTRIES: u32 = 1024;
+/// Completion queue entries.
+const CQ_ENTRIES: u32 = 8192;
+
+thread_local! {
+    /// Depth of `batch` sections on this thread: while above zero, submissions skip the
+    /// `io_uring_enter` and the outermost section submits once at its end.
+    static BATCH_DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The io_uring backend of one port.
+pub(crate) struct Uring<C> {
+    ring: IoUring,
+    /// Guards the submission queue; `true` once the port is closed (no new operations).
+    sq: Mutex<bool>,
+    /// Guards the completion queue.
+    cq: Mutex<()>,
+    /// Operations pushed whose completion has not yet been delivered to the port queue.
+    in_flight: AtomicUsize,
+    _context: PhantomData<fn(C) -> C>,
+}
+
+impl<C: Send + 'static> Uring<C> {
+    pub(crate) fn new() -> io::Result<Self> {
+        let ring = IoUring::builder().setup_cqsize(CQ_ENTRIES).setup_clamp().build(SQ_ENTRIES)?;
+        if !ring.params().is_feature_nodrop() || !ring.params().is_feature_ext_arg() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "io_uring lacks IORING_FEAT_NODROP or IORING_FEAT_EXT_ARG (kernel 5.11+ needed)",
+            ));
+        }
+        let mut probe = io_uring::Probe::new();
+        ring.submitter().register_probe(&mut probe)?;
+        for (code, name) in [
+            (opcode::AsyncCancel2::CODE, "ASYNC_CANCEL with flags (5.19)"),
+            (opcode::Shutdown::CODE, "SHUTDOWN (5.11)"),
+            (opcode::Send::CODE, "SEND (5.6)"),
+        ] {
+            if !probe.is_supported(code) {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("io_uring lacks {name}"),
+                ));
+            }
+        }
+        tracing::debug!(sq = SQ_ENTRIES, cq = CQ_ENTRIES, "io_uring ring created");
+        Ok(Self {
+            ring,
+            sq: Mutex::new(false),
+            cq: Mutex::new(()),
+            in_flight: AtomicUsize::new(0),
+            _context: PhantomData,
+        })
+    }
+
+    /// Starts one operation.
+    pub(crate) fn submit(&self, data: OpData<C>) -> Result<OpRef<C>, SubmitError<C>> {
+        if let Some(buf) = &data.buffer {
+            let len = if data.request.fills_buffer() { buf.capacity() } else { buf.len() };
+            if len > MAX_BUFFER {
+                let e = io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("buffer of {len} bytes is longer than the kernel accepts ({MAX_BUFFER})"),
+                );
+                return Err(SubmitError::new(e, data.context, data.buffer));
+            }
+        }
+        let (entry, op_ref, user_data) = op::prepare(data);
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if let Err(e) = self.push(&entry, false) {
+            // Never reached the kernel: take the operation back and hand its parts back.
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            let (context, buffer) = op::reclaim(user_data);
+            return Err(SubmitError::new(e, context, buffer));
+        }
+        self.submit_now();
+        Ok(op_ref)
+    }
+
+    /// Pushes one SQE, submitting to make room when the queue is full. Refused after
+    /// `close` unless `force` (close's own cancel).
+    fn push(&self, entry: &squeue::Entry, force: bool) -> io::Result<()> {
+        let closed = lock(&self.sq);
+        if *closed && !force {
+            return Err(super::closed_error());
+        }
+        loop {
+            // SAFETY: the `sq` mutex is held, so this is the only `SubmissionQueue` in
+            // existence (the io-uring crate's requirement for `submission_shared`).
+            let mut sq = unsafe { self.ring.submission_shared() };
+            // SAFETY: `entry` points only at memory owned by the operation's `Arc`, whose
+            // strong reference was leaked into `user_data` by `op::prepare`; that memory
+            // lives until the CQE hands the reference back, so the kernel never touches
+            // freed memory. Wake and cancel entries point at nothing.
+            let pushed = unsafe { sq.push(entry) };
+            drop(sq); // syncs the tail so the kernel sees the entry
+            if pushed.is_ok() {
+                return Ok(());
+            }
+            // Full: hand what is queued to the kernel, then try again.
+            match self.ring.submit() {
+                Ok(_) => {}
+                Err(e) if is_transient(&e) => std::thread::yield_now(),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Hands queued SQEs to the kernel unless this thread is inside a batch. A transient
+    /// failure leaves them queued: the next enter by any thread (the waiting thread's
+    /// included) submits them.
+    fn submit_now(&self) {
+        if BATCH_DEPTH.with(Cell::get) > 0 {
+            return;
+        }
+        loop {
+            match self.ring.submit() {
+                Ok(_) => return,
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) => {
+                    tracing::debug!(error = %e, "io_uring submit deferred");
+                    return;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn batch<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Depth<'a, C: Send + 'static>(&'a Uring<C>);
+        impl<C: Send + 'static> Drop for Depth<'_, C> {
+            fn drop(&mut self) {
+                let d = BATCH_DEPTH.with(|d| {
+                    d.set(d.get() - 1);
+                    d.get()
+                });
+                if d == 0 {
+                    self.0.submit_now();
+                }
+            }
+        }
+        BATCH_DEPTH.with(|d| d.set(d.get() + 1));
+        let _depth = Depth(self);
+        f()
+    }
+
+    /// Blocks until at least one CQE is ready (a wake-up included) or `deadline` passes,
+    /// submitting anything queued on the way, then converts every ready CQE.
+    pub(crate) fn wait(&self, deadline: Option<Instant>, out: &mut Vec<Completion<C>>) -> io::Result<()> {
+        let submitter = self.ring.submitter();
+        let r = match deadline {
+            None => submitter.submit_and_wait(1),
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                let ts = timespec(left);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                submitter.submit_with_args(1, &args)
+            }
+        };
+        match r {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) || is_transient(&e) => {}
+            Err(e) => return Err(e),
+        }
+        self.reap(out);
+        Ok(())
+    }
+
+    /// Converts every ready CQE without blocking.
+    pub(crate) fn peek(&self, out: &mut Vec<Completion<C>>) -> io::Result<()> {
+        // Flush anything queued and let the kernel post overflowed completions.
+        match self.ring.submit() {
+            Ok(_) => {}
+            Err(e) if is_transient(&e) => {}
+            Err(e) => return Err(e),
+        }
+        self.reap(out);
+        Ok(())
+    }
+
+    fn reap(&self, out: &mut Vec<Completion<C>>) {
+        let _cq_guard = lock(&self.cq);
+        // SAFETY: the `cq` mutex is held, so this is the only `CompletionQueue` in
+        // existence (the io-uring crate's requirement for `completion_shared`).
+        let cq = unsafe { self.ring.completion_shared() };
+        for cqe in cq {
+            match cqe.user_data() {
+                WAKE | CANCEL => {}
+                user_data => out.push(op::complete(user_data, cqe.result())),
+            }
+        }
+    }
+
+    /// The port queued `n` completions produced by `wait`/`peek`.
+    pub(crate) fn delivered(&self, n: usize) {
+        self.in_flight.fetch_sub(n, Ordering::SeqCst);
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Makes a thread blocked in `wait` return.
+    pub(crate) fn wake(&self) {
+        let nop = opcode::Nop::new().build().user_data(WAKE);
+        if self.push(&nop, true).is_ok() {
+            self.submit_now_ignoring_batch();
+        }
+    }
+
+    fn submit_now_ignoring_batch(&self) {
+        loop {
+            match self.ring.submit() {
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                _ => return,
+            }
+        }
+    }
+
+    /// Requests cancellation of one operation (`IORING_OP_ASYNC_CANCEL` by user data).
+    pub(crate) fn cancel(&self, op: &OpRef<C>) -> io::Result<()> {
+        let Some(user_data) = op.user_data_if_pending() else {
+            return Err(not_found());
+        };
+        let entry = opcode::AsyncCancel2::new(types::CancelBuilder::user_data(user_data)).build().user_data(CANCEL);
+        self.push(&entry, true)?;
+        self.submit_now_ignoring_batch();
+        Ok(())
+    }
+
+    /// Requests cancellation of every operation on a descriptor
+    /// (`IORING_OP_ASYNC_CANCEL` with `IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL`).
+    pub(crate) fn cancel_fd(&self, handle: &HandleShared) -> io::Result<()> {
+        let fd = types::Fd(handle.fd.as_raw_fd());
+        let entry = opcode::AsyncCancel2::new(types::CancelBuilder::fd(fd).all()).build().user_data(CANCEL);
+        self.push(&entry, true)?;
+        self.submit_now_ignoring_batch();
+        Ok(())
+    }
+
+    /// Refuses new submissions and cancels everything in flight
+    /// (`IORING_ASYNC_CANCEL_ANY`), in one critical section with submission so that no
+    /// operation slips in after the cancel.
+    pub(crate) fn close(&self) {
+        {
+            let mut closed = lock(&self.sq);
+            if *closed {
+                return;
+            }
+            *closed = true;
+        }
+        let entry = opcode::AsyncCancel2::new(types::CancelBuilder::any()).build().user_data(CANCEL);
+        // SQEs are consumed in order, so every operation pushed before `closed` was set is
+        // ahead of this cancel.
+        if let Err(e) = self.push(&entry, true) {
+            tracing::warn!(error = %e, "could not queue the close-time cancel");
+        }
+        self.submit_now_ignoring_batch();
+    }
+}
+
+impl<C> Drop for Uring<C> {
+    fn drop(&mut self) {
+        // 1. No new operations: nothing else holds the ring any more (we are in its drop).
+        // 2. Cancel everything still in flight.
+        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any()).build().user_data(CANCEL);
+        let _ = self.ring.submission().push_cancel(&cancel);
+        // 3. Reap until every operation has come back; each op is dropped here, once.
+        let mut idle_rounds = 0u32;
+        while *self.in_flight.get_mut() > 0 {
+            let ts = timespec(Duration::from_millis(100));
+            let args = types::SubmitArgs::new().timespec(&ts);
+            let _ = self.ring.submitter().submit_with_args(1, &args);
+            let mut reaped = 0usize;
+            for cqe in self.ring.completion() {
+                match cqe.user_data() {
+                    WAKE | CANCEL => {}
+                    user_data => {
+                        drop(op::complete::<C>(user_data, cqe.result()));
+                        reaped += 1;
+                    }
+                }
+            }
+            *self.in_flight.get_mut() -= reaped;
+            idle_rounds = if reaped == 0 { idle_rounds + 1 } else { 0 };
+            if idle_rounds > 0 && idle_rounds % 50 == 0 {
+                // Something ignores cancellation (an uninterruptible file read): keep
+                // waiting rather than free memory the kernel may still write.
+                tracing::warn!(in_flight = *self.in_flight.get_mut(), "waiting for io_uring operations to finish");
+                let _ = self.ring.submission().push_cancel(&cancel);
+            }
+        }
+        // 4. `self.ring` is unmapped and closed when this returns: nothing references it.
+    }
+}
+
+/// Pushing through `&mut IoUring` (used only by `Drop`, which has exclusive access).
+trait PushCancel {
+    fn push_cancel(&mut self, entry: &squeue::Entry) -> io::Result<()>;
+}
+
+impl PushCancel for io_uring::SubmissionQueue<'_> {
+    fn push_cancel(&mut self, entry: &squeue::Entry) -> io::Result<()> {
+        // SAFETY: a cancel entry references no memory.
+        unsafe { self.push(entry) }.map_err(|_| io::Error::from(io::ErrorKind::WouldBlock))
+    }
+}
+
+fn timespec(d: Duration) -> types::Timespec {
+    // Far deadlines are clamped; the port loops until its own deadline passes.
+    let d = d.min(Duration::from_secs(i32::MAX as u64));
+    types::Timespec::new().sec(d.as_secs()).nsec(d.subsec_nanos())
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINTR | libc::EAGAIN | libc::EBUSY))
+}
+
+fn not_found() -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, "no such operation is pending")
+}
