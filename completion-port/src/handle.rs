@@ -9,7 +9,7 @@ use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 /// A file or socket associated with a [`CompletionPort`]: every operation started through
@@ -61,6 +61,10 @@ pub(crate) struct HandleShared {
     pub(crate) key: usize,
     /// Operations accepted and not yet completed.
     pending: AtomicUsize,
+    /// Incremented by every `cancel_all` (and handle close) before its cancel request is
+    /// queued; an operation that the kernel cancels while its epoch still matches was not
+    /// cancelled by us (its submitting thread exited) and is resubmitted (IOCP.md H4).
+    cancel_epoch: AtomicU32,
     registry: Weak<Registry>,
 }
 
@@ -68,6 +72,16 @@ impl HandleShared {
     /// An operation of this handle produced its packet.
     pub(crate) fn op_finished(&self) {
         self.pending.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The current cancel epoch.
+    pub(crate) fn cancel_epoch(&self) -> u32 {
+        self.cancel_epoch.load(Ordering::SeqCst)
+    }
+
+    /// Marks every operation submitted so far as cancelled by us.
+    pub(crate) fn bump_cancel_epoch(&self) {
+        self.cancel_epoch.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -159,7 +173,14 @@ impl<C: Send + 'static> CompletionPort<C> {
         }
         tracing::trace!(fd = fd.as_raw_fd(), key, ?kind, backend = driver.name(), "associated");
         let shared =
-            HandleShared { fd, kind, key, pending: AtomicUsize::new(0), registry: Arc::downgrade(registry) };
+            HandleShared {
+            fd,
+            kind,
+            key,
+            pending: AtomicUsize::new(0),
+            cancel_epoch: AtomicU32::new(0),
+            registry: Arc::downgrade(registry),
+        };
         Ok(Handle { port: self.clone(), shared: Arc::new(shared) })
     }
 }
@@ -189,9 +210,8 @@ impl<C: Send + 'static> Handle<C> {
         };
         self.shared.pending.fetch_add(1, Ordering::SeqCst);
         let op = OpData { handle: Arc::clone(&self.shared), key: self.shared.key, request, buffer, context };
-        driver.submit(op).map(OpId).map_err(|e| {
+        driver.submit(op).map(OpId).inspect_err(|_| {
             self.shared.pending.fetch_sub(1, Ordering::SeqCst);
-            e
         })
     }
 

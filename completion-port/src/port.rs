@@ -582,9 +582,11 @@ impl<C: Send + 'static> CompletionPort<C> {
         lock(&self.inner.state).running
     }
 
-    /// Number of threads currently blocked in `get`/`get_many`.
+    /// Number of threads currently blocked in `get`/`get_many`: parked ones, plus the one
+    /// waiting in the kernel for I/O completions, if any.
     pub fn waiting(&self) -> usize {
-        lock(&self.inner.state).waiters.len()
+        let st = lock(&self.inner.state);
+        st.waiters.len() + usize::from(st.polling)
     }
 
     /// Runs `f`, which is about to block on something other than this port (a lock, a

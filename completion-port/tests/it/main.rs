@@ -2,6 +2,9 @@
 //! `IOCP.md` it checks.
 
 mod common;
+mod file;
+mod lifecycle;
+mod net;
 mod pool;
 mod port;
 mod stress;

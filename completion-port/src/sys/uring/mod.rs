@@ -42,7 +42,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// `user_data` of the NOP that wakes a waiting thread.
@@ -119,7 +119,8 @@ impl<C: Send + 'static> Uring<C> {
                 return Err(SubmitError::new(e, data.context, data.buffer));
             }
         }
-        let (entry, op_ref, user_data) = op::prepare(data);
+        let epoch = data.handle.cancel_epoch();
+        let (entry, op_ref, user_data) = op::prepare(data, epoch);
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = self.push(&entry, false) {
             // Never reached the kernel: take the operation back and hand its parts back.
@@ -138,6 +139,11 @@ impl<C: Send + 'static> Uring<C> {
         if *closed && !force {
             return Err(super::closed_error());
         }
+        self.push_locked(&closed, entry)
+    }
+
+    /// Pushes one SQE; the caller holds the `sq` lock (the guard proves it).
+    fn push_locked(&self, _sq_lock: &MutexGuard<'_, bool>, entry: &squeue::Entry) -> io::Result<()> {
         loop {
             // SAFETY: the `sq` mutex is held, so this is the only `SubmissionQueue` in
             // existence (the io-uring crate's requirement for `submission_shared`).
@@ -232,16 +238,60 @@ impl<C: Send + 'static> Uring<C> {
     }
 
     fn reap(&self, out: &mut Vec<Completion<C>>) {
-        let _cq_guard = lock(&self.cq);
-        // SAFETY: the `cq` mutex is held, so this is the only `CompletionQueue` in
-        // existence (the io-uring crate's requirement for `completion_shared`).
-        let cq = unsafe { self.ring.completion_shared() };
-        for cqe in cq {
-            match cqe.user_data() {
-                WAKE | CANCEL => {}
-                user_data => out.push(op::complete(user_data, cqe.result())),
+        let mut resubmitted = false;
+        {
+            let _cq_guard = lock(&self.cq);
+            // SAFETY: the `cq` mutex is held, so this is the only `CompletionQueue` in
+            // existence (the io-uring crate's requirement for `completion_shared`).
+            let cq = unsafe { self.ring.completion_shared() };
+            for cqe in cq {
+                let user_data = cqe.user_data();
+                if user_data == WAKE || user_data == CANCEL {
+                    continue;
+                }
+                // SAFETY: any other `user_data` came from `op::prepare` with this ring's
+                // `C`; each push yields exactly one CQE (no multishot requests), and its
+                // arrival means the kernel is done with the operation's memory.
+                let op = unsafe { op::from_user_data::<C>(user_data) };
+                let res = cqe.result();
+                if res == -libc::ECANCELED {
+                    match self.resubmit(op) {
+                        Ok(()) => {
+                            resubmitted = true;
+                            continue;
+                        }
+                        Err(op) => out.push(op::complete(op, res)),
+                    }
+                } else {
+                    out.push(op::complete(op, res));
+                }
             }
         }
+        if resubmitted {
+            self.submit_now_ignoring_batch();
+        }
+    }
+
+    /// The kernel cancels the operations of a thread that exits. If nobody asked for this
+    /// operation's cancellation (not `cancel`, not `cancel_all` or a handle close, not the
+    /// port's close), push it again from this live thread, so that it outlives the thread
+    /// that submitted it (IOCP.md H4). The checks run under the SQ lock, which every
+    /// cancellation takes after recording itself, so a cancel is never lost: it is either
+    /// seen here or queued behind the resubmitted operation.
+    fn resubmit(&self, op: Arc<op::Op<C>>) -> Result<(), Arc<op::Op<C>>> {
+        let closed = lock(&self.sq);
+        if *closed || op.cancel_requested.load(Ordering::SeqCst) || op::handle_epoch(&op) != op.epoch {
+            return Err(op);
+        }
+        let entry = op::resubmit_entry(&op);
+        if let Err(e) = self.push_locked(&closed, &entry) {
+            tracing::warn!(error = %e, "could not resubmit an operation cancelled by thread exit");
+            return Err(op);
+        }
+        tracing::debug!("resubmitted an operation its exiting thread left behind");
+        // The kernel owns the reference again.
+        let _ = Arc::into_raw(op);
+        Ok(())
     }
 
     /// The port queued `n` completions produced by `wait`/`peek`.
@@ -271,19 +321,27 @@ impl<C: Send + 'static> Uring<C> {
     }
 
     /// Requests cancellation of one operation (`IORING_OP_ASYNC_CANCEL` by user data).
+    ///
+    /// The `OpRef` is weak, so while the caller holds it the operation's address (its
+    /// `user_data`) cannot be reused by another operation; the strong reference taken here
+    /// keeps it until the cancel request has been submitted.
     pub(crate) fn cancel(&self, op: &OpRef<C>) -> io::Result<()> {
-        let Some(user_data) = op.user_data_if_pending() else {
+        let Some(op) = op.upgrade() else {
             return Err(not_found());
         };
-        let entry = opcode::AsyncCancel2::new(types::CancelBuilder::user_data(user_data)).build().user_data(CANCEL);
+        op.cancel_requested.store(true, Ordering::SeqCst);
+        let entry =
+            opcode::AsyncCancel2::new(types::CancelBuilder::user_data(op.user_data())).build().user_data(CANCEL);
         self.push(&entry, true)?;
         self.submit_now_ignoring_batch();
+        drop(op);
         Ok(())
     }
 
     /// Requests cancellation of every operation on a descriptor
     /// (`IORING_OP_ASYNC_CANCEL` with `IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL`).
     pub(crate) fn cancel_fd(&self, handle: &HandleShared) -> io::Result<()> {
+        handle.bump_cancel_epoch();
         let fd = types::Fd(handle.fd.as_raw_fd());
         let entry = opcode::AsyncCancel2::new(types::CancelBuilder::fd(fd).all()).build().user_data(CANCEL);
         self.push(&entry, true)?;
@@ -329,7 +387,9 @@ impl<C> Drop for Uring<C> {
                 match cqe.user_data() {
                     WAKE | CANCEL => {}
                     user_data => {
-                        drop(op::complete::<C>(user_data, cqe.result()));
+                        // SAFETY: as in `reap`: this CQE hands back the kernel's reference.
+                        let op = unsafe { op::from_user_data::<C>(user_data) };
+                        drop(op::complete(op, cqe.result()));
                         reaped += 1;
                     }
                 }

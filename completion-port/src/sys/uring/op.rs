@@ -6,20 +6,39 @@ use crate::op::Request;
 use crate::sys::OpData;
 use io_uring::{opcode, squeue, types};
 use socket2::{SockAddr, SockAddrStorage};
+use std::cell::UnsafeCell;
 use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Weak};
 
-/// An operation in flight. Lives in an `Arc` whose one strong reference is owned by the
+/// An operation in flight. Lives in an `Arc` one strong reference of which is owned by the
 /// kernel (through `user_data`) from `prepare` until `complete`.
 pub(crate) struct Op<C> {
+    /// Set by `Uring::cancel` before it queues the cancel SQE (read under the SQ lock).
+    pub(crate) cancel_requested: AtomicBool,
+    /// The handle's cancel epoch when the operation was submitted.
+    pub(crate) epoch: u32,
+    /// What the kernel works on. Touched only by the submitter before the SQE is pushed
+    /// and by the reaper after the CQE arrived: never by two threads at once, never while
+    /// the kernel owns it. Cancellers touch only the fields above.
+    body: UnsafeCell<Option<Body<C>>>,
+}
+
+struct Body<C> {
     data: OpData<C>,
     /// Memory the kernel reads or writes besides the buffer: a socket address and the
     /// `msghdr`/`iovec` of `recvmsg`/`sendmsg`. It sits inside the `Arc` allocation, so
     /// its address is stable for the operation's life.
     scratch: Scratch,
 }
+
+// SAFETY: `body` is accessed by one thread at a time (see its invariant), and `C: Send`
+// lets it move between threads; the other fields are atomics or immutable.
+unsafe impl<C: Send> Sync for Op<C> {}
+// SAFETY: as above.
+unsafe impl<C: Send> Send for Op<C> {}
 
 struct Scratch {
     addr: SockAddrStorage,
@@ -40,9 +59,9 @@ unsafe impl Sync for Scratch {}
 pub(crate) struct OpRef<C>(Weak<Op<C>>);
 
 impl<C> OpRef<C> {
-    /// The operation's `user_data`, or `None` if its completion was already produced.
-    pub(crate) fn user_data_if_pending(&self) -> Option<u64> {
-        (self.0.strong_count() > 0).then(|| self.0.as_ptr() as u64)
+    /// The operation, if its completion has not been produced yet.
+    pub(crate) fn upgrade(&self) -> Option<Arc<Op<C>>> {
+        self.0.upgrade()
     }
 
     pub(crate) fn is_done(&self) -> bool {
@@ -50,32 +69,78 @@ impl<C> OpRef<C> {
     }
 }
 
+impl<C> Op<C> {
+    /// The `user_data` this operation travels under.
+    pub(crate) fn user_data(self: &Arc<Self>) -> u64 {
+        Arc::as_ptr(self) as u64
+    }
+}
+
 /// Builds the operation's memory and SQE. The returned `user_data` owns one strong
 /// reference to the operation; exactly one of [`complete`] (after its CQE) or
 /// [`reclaim`] (if the SQE never reached the kernel) takes it back.
-pub(crate) fn prepare<C>(data: OpData<C>) -> (squeue::Entry, OpRef<C>, u64) {
+pub(crate) fn prepare<C>(data: OpData<C>, epoch: u32) -> (squeue::Entry, OpRef<C>, u64) {
     let mut op = Arc::new(Op {
-        data,
-        scratch: Scratch {
-            addr: SockAddrStorage::zeroed(),
-            addr_len: 0,
-            // SAFETY: `iovec` and `msghdr` are plain C structs for which all-zero is valid.
-            iov: unsafe { mem::zeroed() },
-            // SAFETY: as above.
-            msg: unsafe { mem::zeroed() },
-        },
+        cancel_requested: AtomicBool::new(false),
+        epoch,
+        body: UnsafeCell::new(Some(Body {
+            data,
+            scratch: Scratch {
+                addr: SockAddrStorage::zeroed(),
+                addr_len: 0,
+                // SAFETY: `iovec` and `msghdr` are plain C structs for which all-zero is valid.
+                iov: unsafe { mem::zeroed() },
+                // SAFETY: as above.
+                msg: unsafe { mem::zeroed() },
+            },
+        })),
     });
     let entry = {
         let op = Arc::get_mut(&mut op).expect("a fresh Arc is unique");
-        build_entry(op)
+        match op.body.get_mut() {
+            Some(body) => build_entry(body),
+            None => unreachable!("a fresh operation has its body"),
+        }
     };
     let op_ref = OpRef(Arc::downgrade(&op));
     let user_data = Arc::into_raw(op) as u64;
     (entry.user_data(user_data), op_ref, user_data)
 }
 
+/// Takes back the kernel's reference to an operation whose CQE arrived.
+///
+/// # Safety
+///
+/// `user_data` must come from [`prepare`] (or [`resubmit_entry`]'s caller re-leaking it)
+/// with the same `C`, and be passed here exactly once per leak, once the kernel no longer
+/// uses the operation's memory.
+pub(crate) unsafe fn from_user_data<C>(user_data: u64) -> Arc<Op<C>> {
+    // SAFETY: per this function's contract, the pointer came from `Arc::into_raw` and this
+    // strong reference has not been taken back yet.
+    unsafe { Arc::from_raw(user_data as *const Op<C>) }
+}
+
+/// Rebuilds the SQE of an operation the kernel cancelled on its own (its submitting
+/// thread exited), so that it can be pushed again under the same `user_data`.
+pub(crate) fn resubmit_entry<C>(op: &Arc<Op<C>>) -> squeue::Entry {
+    // SAFETY: called by the reaper after the operation's CQE arrived and before it is
+    // pushed again: the kernel no longer uses the body and no other thread touches it.
+    let body = unsafe { &mut *op.body.get() };
+    match body.as_mut() {
+        Some(body) => build_entry(body).user_data(op.user_data()),
+        None => unreachable!("an operation in flight has its body"),
+    }
+}
+
+/// The handle an operation runs on.
+pub(crate) fn handle_epoch<C>(op: &Arc<Op<C>>) -> u32 {
+    // SAFETY: as in `resubmit_entry`: only the reaper, between CQE and re-push, calls this.
+    let body = unsafe { &*op.body.get() };
+    body.as_ref().map_or(0, |b| b.data.handle.cancel_epoch())
+}
+
 /// The SQE for `op`, pointing into `op`'s own allocation and buffer.
-fn build_entry<C>(op: &mut Op<C>) -> squeue::Entry {
+fn build_entry<C>(op: &mut Body<C>) -> squeue::Entry {
     let fd = types::Fd(op.data.handle.fd.as_raw_fd());
     let s = &mut op.scratch;
     let (buf_ptr, buf_len, cap) = match op.data.buffer.as_mut() {
@@ -129,20 +194,15 @@ fn build_entry<C>(op: &mut Op<C>) -> squeue::Entry {
     }
 }
 
-/// Takes back the reference leaked by [`prepare`].
-///
-/// # Safety
-///
-/// `user_data` must come from [`prepare`] with the same `C`, and be passed here (or to
-/// [`reclaim`]) exactly once, when the kernel no longer uses the operation's memory.
-unsafe fn take<C>(user_data: u64) -> Op<C> {
-    // SAFETY: per this function's contract, the pointer came from `Arc::into_raw` and its
-    // strong reference has not been taken back yet.
-    let op = unsafe { Arc::from_raw(user_data as *const Op<C>) };
-    // Cancellation handles are weak, so this is the only strong reference.
-    match Arc::try_unwrap(op) {
-        Ok(op) => op,
-        Err(_) => unreachable!("an io_uring operation had a second strong reference"),
+/// Moves the body out of an operation the kernel is done with (or never saw).
+fn take_body<C>(op: Arc<Op<C>>) -> Body<C> {
+    // SAFETY: callers own the kernel's reference after the CQE (or a failed push), so the
+    // kernel no longer uses the body, and the body's invariant says no other thread
+    // touches it; cancellers holding a strong reference read only the atomics.
+    let body = unsafe { (*op.body.get()).take() };
+    match body {
+        Some(body) => body,
+        None => unreachable!("an operation completed twice"),
     }
 }
 
@@ -150,17 +210,14 @@ unsafe fn take<C>(user_data: u64) -> Op<C> {
 pub(crate) fn reclaim<C>(user_data: u64) -> (C, Option<Vec<u8>>) {
     // SAFETY: called by `Uring::submit` only when the push failed, so the kernel never saw
     // `user_data`, and no CQE will hand it back a second time.
-    let op = unsafe { take::<C>(user_data) };
-    (op.data.context, op.data.buffer)
+    let op = unsafe { from_user_data::<C>(user_data) };
+    let body = take_body(op);
+    (body.data.context, body.data.buffer)
 }
 
 /// Turns a CQE into the operation's one packet (IOCP.md H2, H3).
-pub(crate) fn complete<C>(user_data: u64, res: i32) -> Completion<C> {
-    // SAFETY: `user_data` is neither WAKE nor CANCEL, so it came from `prepare` with this
-    // port's `C`; its CQE arrives exactly once (no multishot requests) and, arriving, means
-    // the kernel is done with the operation's memory.
-    let op = unsafe { take::<C>(user_data) };
-    let Op { data, scratch } = op;
+pub(crate) fn complete<C>(op: Arc<Op<C>>, res: i32) -> Completion<C> {
+    let Body { data, scratch } = take_body(op);
     let OpData { handle, key, request, mut buffer, context } = data;
     let mut completion = Completion::io(key, context);
     completion.result = if res < 0 {

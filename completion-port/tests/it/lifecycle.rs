@@ -1,0 +1,259 @@
+//! Cancellation, handle close, descriptor reuse, thread exit and port shutdown with I/O in
+//! flight: IOCP.md H2, H4–H8, P4, P10, S2.
+
+use crate::common::{wait_until, DropCounter, PROMPT};
+use crate::net::pair;
+use completion_port::{CompletionPort, GetError, WorkerPool};
+use std::io::{ErrorKind, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+// IOCP.md H5: cancel one operation: it yields exactly one cancelled packet; cancelling it
+// again (nothing pending) reports not found.
+#[test]
+fn h5_cancel_one_operation() {
+    let port = CompletionPort::<&str>::new(1);
+    let (ours, _peer) = pair(&port, 1);
+    let a = ours.recv(Vec::with_capacity(8), "a").unwrap();
+    let _b = ours.recv(Vec::with_capacity(8), "b").unwrap();
+    ours.cancel(&a).unwrap();
+    let p = port.get(Some(PROMPT)).unwrap();
+    assert_eq!(p.context, "a");
+    assert!(p.is_cancelled());
+    assert!(a.is_done());
+    assert_eq!(ours.cancel(&a).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(ours.pending(), 1, "the other receive is untouched");
+    assert!(port.get(Some(Duration::from_millis(30))).is_err());
+}
+
+// IOCP.md H5: cancel_all cancels every pending operation of a handle, one packet each;
+// with nothing pending it reports not found.
+#[test]
+fn h5_cancel_all_and_not_found() {
+    let port = CompletionPort::<u32>::new(1);
+    let (ours, _peer) = pair(&port, 1);
+    assert_eq!(ours.cancel_all().unwrap_err().kind(), ErrorKind::NotFound);
+    for i in 0..5 {
+        ours.recv(Vec::with_capacity(8), i).unwrap();
+    }
+    ours.cancel_all().unwrap();
+    let mut seen = [0; 5];
+    for _ in 0..5 {
+        let p = port.get(Some(PROMPT)).unwrap();
+        assert!(p.is_cancelled());
+        seen[p.context as usize] += 1;
+    }
+    assert_eq!(seen, [1; 5]);
+    assert_eq!(ours.cancel_all().unwrap_err().kind(), ErrorKind::NotFound);
+    assert!(port.get(Some(Duration::from_millis(30))).is_err());
+}
+
+// IOCP.md H5: an operation that completed before its cancel keeps its real result.
+#[test]
+fn h5_cancel_after_completion_keeps_the_real_result() {
+    let port = CompletionPort::<u8>::new(1);
+    let (ours, mut peer) = pair(&port, 1);
+    peer.write_all(b"x").unwrap();
+    let op = ours.recv(Vec::with_capacity(8), 0).unwrap();
+    thread::sleep(Duration::from_millis(20));
+    let _ = ours.cancel(&op); // may be Ok (kernel says not found) or NotFound
+    let p = port.get(Some(PROMPT)).unwrap();
+    assert_eq!(p.bytes().unwrap(), 1);
+}
+
+// IOCP.md H6, H7: close a socket with a receive pending; its number is not reused until
+// its cancelled packet exists, and when a new socket reuses it, no old packet is ever
+// attributed to the new socket.
+#[test]
+fn h6_h7_descriptor_reuse_never_sees_old_packets() {
+    let port = CompletionPort::<&str>::new(1);
+    let (old, _old_peer) = pair(&port, 100);
+    let number = old.as_raw_fd();
+    old.recv(Vec::with_capacity(8), "old").unwrap();
+    drop(old);
+    // Nothing has reaped the cancellation yet, so the number must still be taken.
+    let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+    assert_ne!(probe.as_raw_fd(), number, "the number was released before its packet");
+    drop(probe);
+    let p = port.get(Some(PROMPT)).unwrap();
+    assert_eq!((p.key, p.context), (100, "old"));
+    assert!(p.is_cancelled());
+    // Now open sockets until one reuses the number (others may run in parallel).
+    // Tests run in parallel in this process and take numbers too, so keep trying (holding
+    // the sockets we get, to move past them) until one of ours lands on the number.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let deadline = std::time::Instant::now() + PROMPT;
+    let mut held = Vec::new();
+    let (new, mut new_peer) = loop {
+        // The connecting socket is created first, so it takes the lowest free number.
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        if ours.as_raw_fd() == number {
+            break (port.associate(ours, 200).unwrap(), peer);
+        }
+        if ours.as_raw_fd() > number + 64 {
+            // Someone else holds the number for now: let go and try again shortly.
+            held.clear();
+            assert!(std::time::Instant::now() < deadline, "the number was never reused");
+            thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        held.push((ours, peer));
+    };
+    new.recv(Vec::with_capacity(8), "new").unwrap();
+    new_peer.write_all(b"fresh").unwrap();
+    let p = port.get(Some(PROMPT)).unwrap();
+    assert_eq!((p.key, p.context, p.buffer.as_deref()), (200, "new", Some(&b"fresh"[..])));
+    assert!(port.get(Some(Duration::from_millis(30))).is_err(), "no stray old packet");
+}
+
+// IOCP.md H4: a short-lived thread submits a receive and exits; the data arrives later;
+// the packet is still delivered.
+#[test]
+fn h4_operations_outlive_their_thread() {
+    let port = CompletionPort::<&str>::new(1);
+    let (ours, mut peer) = pair(&port, 4);
+    let ours = Arc::new(ours);
+    let o = Arc::clone(&ours);
+    thread::spawn(move || {
+        o.recv(Vec::with_capacity(16), "from a dead thread").unwrap();
+    })
+    .join()
+    .unwrap();
+    thread::sleep(Duration::from_millis(50));
+    peer.write_all(b"later").unwrap();
+    let p = port.get(Some(PROMPT)).unwrap();
+    assert!(p.result.is_ok(), "{:?}", p.result);
+    assert_eq!((p.context, p.buffer.as_deref()), ("from a dead thread", Some(&b"later"[..])));
+}
+
+// IOCP.md H8: a packet may be delivered on another thread before the submitting call
+// returns; everything it carries was set before submission.
+#[test]
+fn h8_packet_may_arrive_before_submit_returns() {
+    let port = CompletionPort::<u64>::new(4);
+    let (ours, mut peer) = pair(&port, 8);
+    peer.write_all(&[7u8; 4096]).unwrap();
+    thread::sleep(Duration::from_millis(20));
+    let p2 = port.clone();
+    let getter = thread::spawn(move || p2.get(Some(PROMPT)).unwrap());
+    wait_until(PROMPT, "the getter waits", || port.waiting() == 1);
+    let op = ours.recv(Vec::with_capacity(4096), 0xC0FFEE).unwrap();
+    let p = getter.join().unwrap();
+    assert_eq!((p.key, p.context, p.bytes().unwrap()), (8, 0xC0FFEE, 4096));
+    assert!(op.is_done());
+}
+
+// IOCP.md P4: a batch mixes successes and failures; each entry carries its own result.
+#[test]
+fn p4_get_many_mixes_successes_and_failures() {
+    let port = CompletionPort::<u8>::new(1);
+    let (ours, mut peer) = pair(&port, 1);
+    peer.write_all(b"data").unwrap();
+    thread::sleep(Duration::from_millis(20));
+    ours.recv(Vec::with_capacity(8), 0).unwrap();
+    let doomed = ours.recv(Vec::with_capacity(8), 1).unwrap();
+    ours.cancel(&doomed).unwrap();
+    port.post(9, 0, 2).unwrap();
+    let mut all = Vec::new();
+    while all.len() < 3 {
+        all.extend(port.get_many(8, Some(PROMPT)).unwrap());
+    }
+    all.sort_by_key(|p| p.context);
+    assert_eq!(all[0].bytes().unwrap(), 4);
+    assert!(all[1].is_cancelled());
+    assert_eq!((all[2].key, all[2].bytes().unwrap()), (9, 0));
+}
+
+/// Sets up `n` pending receives spread over socket pairs, each with a counted context.
+fn pending_receives(
+    port: &CompletionPort<DropCounter>,
+    n: usize,
+    drops: &Arc<AtomicUsize>,
+) -> Vec<(completion_port::Handle<DropCounter>, TcpStream)> {
+    let per_socket = 100;
+    let mut socks = Vec::new();
+    let mut id = 0;
+    while id < n as u64 {
+        let (h, peer) = pair(port, socks.len());
+        port.batch(|| {
+            for _ in 0..per_socket.min(n - id as usize) {
+                h.recv(Vec::with_capacity(64), DropCounter::new(id, drops)).unwrap();
+                id += 1;
+            }
+        });
+        socks.push((h, peer));
+    }
+    socks
+}
+
+// IOCP.md P10, H2: a port with 10 000 pending receives is closed; drain gives every
+// context back exactly once, each as a cancelled packet. `ci/valgrind.sh` runs this test
+// under valgrind to show nothing leaks.
+#[test]
+fn p10_close_with_10000_pending_receives_drains_everything() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let port = CompletionPort::new(2);
+    let socks = pending_receives(&port, 10_000, &drops);
+    assert_eq!(socks.iter().map(|(h, _)| h.pending()).sum::<usize>(), 10_000);
+    port.close();
+    let drained = port.drain();
+    assert_eq!(drained.len(), 10_000);
+    let mut ids: Vec<u64> = drained.iter().map(|p| p.context.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..10_000).collect::<Vec<_>>(), "every context exactly once");
+    assert!(drained.iter().all(|p| p.is_cancelled()));
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    drop(drained);
+    assert_eq!(drops.load(Ordering::SeqCst), 10_000);
+    // Submitting on a closed port is refused with the context back, and no packet.
+    let (h, _) = &socks[0];
+    let err = h.recv(Vec::new(), DropCounter::new(u64::MAX, &drops)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BrokenPipe);
+    assert_eq!(err.context.id, u64::MAX);
+    drop(err);
+    drop(socks);
+    assert_eq!(drops.load(Ordering::SeqCst), 10_001);
+    assert!(port.drain().is_empty());
+}
+
+// IOCP.md P10: dropping the last reference with operations in flight frees every context
+// exactly once, after the kernel is done with them.
+#[test]
+fn p10_dropping_a_port_with_io_in_flight_frees_everything_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let port = CompletionPort::new(2);
+    let socks = pending_receives(&port, 1000, &drops);
+    port.post(0, 0, DropCounter::new(5000, &drops)).unwrap();
+    // Handles hold the port; dropping them cancels their receives (H6), dropping the port
+    // reaps and frees what is left.
+    drop(socks);
+    drop(port);
+    assert_eq!(drops.load(Ordering::SeqCst), 1001);
+}
+
+// IOCP.md S2: a worker pool over a port with I/O: shutdown joins every worker and drains
+// the cancelled operations, losing nothing.
+#[test]
+fn s2_pool_shutdown_with_io_in_flight() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let handled = Arc::new(AtomicUsize::new(0));
+    let port = CompletionPort::new(2);
+    let h = Arc::clone(&handled);
+    let pool = WorkerPool::spawn(&port, 3, move |_| {
+        h.fetch_add(1, Ordering::SeqCst);
+    })
+    .unwrap();
+    let socks = pending_receives(&port, 500, &drops);
+    let leftover = pool.shutdown();
+    let handled = handled.load(Ordering::SeqCst);
+    assert_eq!(handled + leftover.len(), 500);
+    drop(leftover);
+    drop(socks);
+    assert_eq!(drops.load(Ordering::SeqCst), 500);
+    assert_eq!(port.get(None).unwrap_err(), GetError::Closed);
+}

@@ -1,0 +1,168 @@
+//! Sockets on 127.0.0.1: IOCP.md N1–N6, H2.
+
+use crate::common::PROMPT;
+use completion_port::{Completion, CompletionPort, Handle};
+use socket2::{Domain, SockRef, Socket, Type};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
+use std::time::Duration;
+
+/// A connected pair: `ours` associated with `port` under `key`, `peer` a plain socket.
+pub fn pair<C: Send + 'static>(port: &CompletionPort<C>, key: usize) -> (Handle<C>, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (ours, _) = listener.accept().unwrap();
+    (port.associate(ours, key).unwrap(), peer)
+}
+
+fn get<C: Send + 'static>(port: &CompletionPort<C>) -> Completion<C> {
+    port.get(Some(PROMPT)).expect("a packet within the bound")
+}
+
+// IOCP.md N1: the accept packet carries the listener's key, a working (unassociated)
+// socket and the peer's address.
+#[test]
+fn n1_accept_carries_listener_key_and_a_working_socket() {
+    let port = CompletionPort::<&str>::new(2);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listener = port.associate(listener, 77).unwrap();
+    listener.accept("accept-1").unwrap();
+    let mut client = TcpStream::connect(addr).unwrap();
+    let mut p = get(&port);
+    assert_eq!((p.key, p.context, p.bytes().unwrap()), (77, "accept-1", 0));
+    assert_eq!(p.addr, Some(client.local_addr().unwrap()));
+    let mut server_side = p.take_stream().expect("accept yields a socket");
+    server_side.write_all(b"hi").unwrap();
+    let mut buf = [0u8; 2];
+    client.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"hi");
+    // Not associated until the caller does so: associating it now works.
+    let h = port.associate(server_side, 78).unwrap();
+    assert_eq!(h.key(), 78);
+}
+
+// IOCP.md N2: a send/recv round trip through the port, and connect on a fresh socket.
+#[test]
+fn n2_connect_send_recv_round_trip() {
+    let port = CompletionPort::<u32>::new(2);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sock = port.associate(Socket::new(Domain::IPV4, Type::STREAM, None).unwrap(), 1).unwrap();
+    sock.connect(addr, 10).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    let p = get(&port);
+    assert_eq!((p.key, p.context), (1, 10));
+    p.result.unwrap();
+
+    sock.send(b"ping".to_vec(), 11).unwrap();
+    let p = get(&port);
+    assert_eq!((p.context, p.bytes().unwrap()), (11, 4));
+    let mut buf = [0u8; 4];
+    server.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ping");
+
+    sock.recv(Vec::with_capacity(64), 12).unwrap();
+    server.write_all(b"pong!").unwrap();
+    let p = get(&port);
+    assert_eq!((p.context, p.bytes().unwrap()), (12, 5));
+    assert_eq!(p.buffer.as_deref(), Some(&b"pong!"[..]));
+
+    // shutdown(Write) reaches the peer as end of stream.
+    sock.shutdown(Shutdown::Write, 13).unwrap();
+    assert_eq!(get(&port).context, 13);
+    assert_eq!(server.read(&mut buf).unwrap(), 0);
+}
+
+// IOCP.md N3: the peer closing gracefully completes a pending receive with Ok(0): a
+// success that means end of stream.
+#[test]
+fn n3_peer_graceful_close_is_ok_zero() {
+    let port = CompletionPort::<()>::new(1);
+    let (ours, peer) = pair(&port, 3);
+    ours.recv(Vec::with_capacity(128), ()).unwrap();
+    std::thread::sleep(Duration::from_millis(20)); // let the receive be pending
+    drop(peer);
+    let p = get(&port);
+    assert_eq!(p.key, 3);
+    assert_eq!(p.bytes().unwrap(), 0);
+    assert!(!p.is_cancelled());
+}
+
+// IOCP.md N4: the peer resetting the connection completes a pending receive with
+// connection-reset.
+#[test]
+fn n4_peer_reset_is_connection_reset() {
+    let port = CompletionPort::<()>::new(1);
+    let (ours, peer) = pair(&port, 4);
+    ours.recv(Vec::with_capacity(128), ()).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    SockRef::from(&peer).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(peer); // RST
+    let p = get(&port);
+    assert_eq!(p.result.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
+}
+
+// IOCP.md N5, H6: closing our socket with a receive pending gives exactly one cancelled
+// packet, with the context and buffer.
+#[test]
+fn n5_closing_our_socket_cancels_its_receive() {
+    let port = CompletionPort::<&str>::new(1);
+    let (ours, _peer) = pair(&port, 5);
+    ours.recv(Vec::with_capacity(32), "pending").unwrap();
+    ours.close();
+    let p = get(&port);
+    assert_eq!((p.key, p.context), (5, "pending"));
+    assert!(p.is_cancelled(), "{:?}", p.result);
+    assert_eq!(p.buffer.map(|b| b.capacity()), Some(32));
+    assert!(port.get(Some(Duration::from_millis(50))).is_err(), "exactly one packet");
+}
+
+// IOCP.md N6: a zero-length receive completes when data is readable and leaves the data
+// in the socket.
+#[test]
+fn n6_zero_length_receive_waits_for_data_and_consumes_none() {
+    let port = CompletionPort::<u8>::new(1);
+    let (ours, mut peer) = pair(&port, 6);
+    ours.recv(Vec::new(), 0).unwrap();
+    assert!(port.get(Some(Duration::from_millis(50))).is_err(), "no data yet: no packet");
+    peer.write_all(b"abc").unwrap();
+    let p = get(&port);
+    assert_eq!((p.context, p.bytes().unwrap()), (0, 0));
+    ours.recv(Vec::with_capacity(8), 1).unwrap();
+    let p = get(&port);
+    assert_eq!(p.buffer.as_deref(), Some(&b"abc"[..]), "the data was left in the socket");
+}
+
+// IOCP.md H2: a receive when data is already there still yields its packet.
+#[test]
+fn h2_receive_with_data_already_there_yields_a_packet() {
+    let port = CompletionPort::<u8>::new(1);
+    let (ours, mut peer) = pair(&port, 2);
+    peer.write_all(b"early").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    ours.recv(Vec::with_capacity(16), 9).unwrap();
+    let p = get(&port);
+    assert_eq!((p.context, p.buffer.as_deref()), (9, Some(&b"early"[..])));
+}
+
+// IOCP.md N2: UDP send_to / recv_from round trip, with the sender's address.
+#[test]
+fn n2_udp_round_trip() {
+    let port = CompletionPort::<&str>::new(1);
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    let a = port.associate(a, 1).unwrap();
+    let b = port.associate(b, 2).unwrap();
+    b.recv_from(Vec::with_capacity(64), "b-recv").unwrap();
+    a.send_to(b"datagram".to_vec(), b_addr, "a-send").unwrap();
+    let mut got = std::collections::HashMap::new();
+    for _ in 0..2 {
+        let p = get(&port);
+        got.insert(p.context, p);
+    }
+    assert_eq!(got["a-send"].bytes().unwrap(), 8);
+    let r = &got["b-recv"];
+    assert_eq!((r.key, r.buffer.as_deref(), r.addr), (2, Some(&b"datagram"[..]), Some(a_addr)));
+}
