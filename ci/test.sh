@@ -14,5 +14,8 @@ echo "== the README's test command"
 # Keep this line identical to the one in README.md.
 cargo test --workspace
 
+echo "== valgrind: shutdown with I/O in flight leaks nothing"
+bash ci/valgrind.sh
+
 echo "== loom model tests"
 bash ci/loom.sh

@@ -1,6 +1,8 @@
 //! The integration suite: one binary, organised by area. Every test names the rule of
 //! `IOCP.md` it checks.
 
+mod bad_input;
+mod chaos;
 mod common;
 mod file;
 mod lifecycle;
