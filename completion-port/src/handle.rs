@@ -172,8 +172,7 @@ impl<C: Send + 'static> CompletionPort<C> {
             ));
         }
         tracing::trace!(fd = fd.as_raw_fd(), key, ?kind, backend = driver.name(), "associated");
-        let shared =
-            HandleShared {
+        let shared = HandleShared {
             fd,
             kind,
             key,
@@ -201,7 +200,12 @@ impl<C: Send + 'static> Handle<C> {
         self.shared.pending.load(Ordering::SeqCst)
     }
 
-    fn submit(&self, request: Request, buffer: Option<Vec<u8>>, context: C) -> Result<OpId<C>, SubmitError<C>> {
+    fn submit(
+        &self,
+        request: Request,
+        buffer: Option<Vec<u8>>,
+        context: C,
+    ) -> Result<OpId<C>, SubmitError<C>> {
         if let Err(e) = self.shared.kind.check(&request) {
             return Err(SubmitError::new(e, context, buffer));
         }
@@ -210,7 +214,10 @@ impl<C: Send + 'static> Handle<C> {
         };
         self.shared.pending.fetch_add(1, Ordering::SeqCst);
         let op = OpData { handle: Arc::clone(&self.shared), key: self.shared.key, request, buffer, context };
-        driver.submit(op).map(OpId).inspect_err(|_| {
+        // A worker running on this port will call `get` again soon; its submissions ride on
+        // that call's kernel entry instead of one system call each.
+        let defer = self.port.is_worker_thread();
+        driver.submit(op, defer).map(OpId).inspect_err(|_| {
             self.shared.pending.fetch_sub(1, Ordering::SeqCst);
         })
     }

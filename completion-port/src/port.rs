@@ -189,14 +189,24 @@ impl<C: Send + 'static> Account for PortRef<C> {
 /// The thread-local record's reference to a port: weak, so it never keeps one alive.
 struct PortRef<C>(Weak<Inner<C>>);
 
-impl<C> Inner<C> {
+impl<C: Send + 'static> Inner<C> {
     fn uncount(&self) {
+        // The thread's deferred submissions must not wait for a `get` that will not come.
+        if let Some(d) = self.driver.get() {
+            d.flush();
+        }
         let woken = {
             let mut st = lock(&self.state);
             st.running = st.running.saturating_sub(1);
             st.release(self.concurrency)
         };
         wake_all(woken);
+    }
+
+    fn flush(&self) {
+        if let Some(d) = self.driver.get() {
+            d.flush();
+        }
     }
 }
 
@@ -376,6 +386,12 @@ impl<C: Send + 'static> CompletionPort<C> {
         arc_addr(&self.inner)
     }
 
+    /// Whether the calling thread runs on this port (it holds a packet from it and will
+    /// call `get` again, or exit).
+    pub(crate) fn is_worker_thread(&self) -> bool {
+        assoc::is_counted(self.id())
+    }
+
     fn weak_ref(&self) -> Box<dyn Account> {
         Box::new(PortRef(downgrade(&self.inner)))
     }
@@ -413,6 +429,7 @@ impl<C: Send + 'static> CompletionPort<C> {
                 let woken = st.release(concurrency);
                 drop(st);
                 wake_all(woken);
+                self.inner.flush();
                 assoc::end_wait(id);
                 return Err(GetError::Closed);
             }
@@ -424,6 +441,8 @@ impl<C: Send + 'static> CompletionPort<C> {
                 let woken = st.release(concurrency);
                 drop(st);
                 wake_all(woken);
+                // Submissions this thread deferred go to the kernel now, not at its next get.
+                self.inner.flush();
                 self.now_counted();
                 return Ok(n);
             }
@@ -453,14 +472,16 @@ impl<C: Send + 'static> CompletionPort<C> {
                 let woken = st.release(concurrency);
                 drop(st);
                 wake_all(woken);
+                self.inner.flush();
                 assoc::end_wait(id);
                 return Err(GetError::TimedOut);
             }
             // Park on our own futex word until handed a packet, closed, made the poller,
-            // or out of time.
+            // or out of time. Deferred submissions go to the kernel first.
             let me = Arc::new(Waiter::new());
             st.waiters.push(Arc::clone(&me));
             drop(st);
+            self.inner.flush();
             let state = match me.parker.park(deadline) {
                 Wake::Notified => me.parker.state(),
                 Wake::TimedOut => {
@@ -605,6 +626,7 @@ impl<C: Send + 'static> CompletionPort<C> {
     /// The guard form of [`blocking`](Self::blocking): the thread stops counting until the
     /// guard is dropped. Drop it on the same thread.
     pub fn blocking_guard(&self) -> BlockingGuard<'_, C> {
+        self.inner.flush();
         let uncounted = assoc::take_count(self.id());
         if uncounted {
             self.inner.uncount();

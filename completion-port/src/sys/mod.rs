@@ -68,9 +68,18 @@ impl<C: Send + 'static> Driver<C> {
         }
     }
 
-    pub(crate) fn submit(&self, op: OpData<C>) -> Result<OpRef<C>, SubmitError<C>> {
+    /// With `defer`, the operation may wait in user space until the next `wait` or
+    /// `flush` (the caller guarantees one comes soon).
+    pub(crate) fn submit(&self, op: OpData<C>, defer: bool) -> Result<OpRef<C>, SubmitError<C>> {
         match self {
-            Driver::Uring(u) => u.submit(op).map(OpRef::Uring),
+            Driver::Uring(u) => u.submit(op, defer).map(OpRef::Uring),
+        }
+    }
+
+    /// Hands deferred submissions to the kernel.
+    pub(crate) fn flush(&self) {
+        match self {
+            Driver::Uring(u) => u.flush(),
         }
     }
 

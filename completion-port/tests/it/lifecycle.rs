@@ -257,3 +257,44 @@ fn s2_pool_shutdown_with_io_in_flight() {
     assert_eq!(drops.load(Ordering::SeqCst), 500);
     assert_eq!(port.get(None).unwrap_err(), GetError::Closed);
 }
+
+// IOCP.md H2, H4: a worker's submissions ride on its next kernel entry; they are still
+// handed to the kernel when the worker instead parks, takes a queued packet, blocks, or
+// exits, so no operation is ever stranded in user space.
+#[test]
+fn h2_deferred_submissions_are_never_stranded() {
+    let port = CompletionPort::<&str>::new(4);
+    let (ours, mut peer) = pair(&port, 1);
+    let ours = Arc::new(ours);
+    // 1. A worker submits while holding a packet, then exits without calling get again.
+    port.post(0, 0, "work").unwrap();
+    let (p2, o2) = (port.clone(), Arc::clone(&ours));
+    thread::spawn(move || {
+        let _ = p2.get(Some(Duration::ZERO)).unwrap();
+        o2.recv(Vec::with_capacity(8), "from exiting worker").unwrap();
+    })
+    .join()
+    .unwrap();
+    peer.write_all(b"one").unwrap();
+    let p = port.get(Some(crate::common::PROMPT)).unwrap();
+    assert_eq!((p.context, p.buffer.as_deref()), ("from exiting worker", Some(&b"one"[..])));
+
+    // 2. A worker submits, then enters a blocking section that waits for the result.
+    port.post(0, 0, "work").unwrap();
+    let _ = port.get(Some(Duration::ZERO)).unwrap(); // this thread is now a worker
+    ours.recv(Vec::with_capacity(8), "before blocking").unwrap();
+    let p3 = port.clone();
+    let waiter = thread::spawn(move || p3.get(Some(crate::common::PROMPT)).unwrap().context);
+    port.blocking(|| {
+        peer.write_all(b"two").unwrap();
+        assert_eq!(waiter.join().unwrap(), "before blocking");
+    });
+    // 3. A worker submits, then takes an already queued packet without entering the kernel.
+    ours.recv(Vec::with_capacity(8), "before queued get").unwrap();
+    port.post(0, 0, "queued").unwrap();
+    assert_eq!(port.get(Some(Duration::ZERO)).unwrap().context, "queued");
+    let p4 = port.clone();
+    let waiter = thread::spawn(move || p4.get(Some(crate::common::PROMPT)).unwrap().context);
+    peer.write_all(b"three").unwrap();
+    assert_eq!(waiter.join().unwrap(), "before queued get");
+}

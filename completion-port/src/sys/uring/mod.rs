@@ -71,6 +71,9 @@ pub(crate) struct Uring<C> {
     cq: Mutex<()>,
     /// Operations pushed whose completion has not yet been delivered to the port queue.
     in_flight: AtomicUsize,
+    /// SQEs pushed but deliberately not yet submitted (a worker's deferred submissions or
+    /// a batch); the next `wait` or `flush` hands them to the kernel.
+    deferred: AtomicUsize,
     _context: PhantomData<fn(C) -> C>,
 }
 
@@ -91,10 +94,7 @@ impl<C: Send + 'static> Uring<C> {
             (opcode::Send::CODE, "SEND (5.6)"),
         ] {
             if !probe.is_supported(code) {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    format!("io_uring lacks {name}"),
-                ));
+                return Err(io::Error::new(io::ErrorKind::Unsupported, format!("io_uring lacks {name}")));
             }
         }
         tracing::debug!(sq = SQ_ENTRIES, cq = CQ_ENTRIES, "io_uring ring created");
@@ -103,12 +103,14 @@ impl<C: Send + 'static> Uring<C> {
             sq: Mutex::new(false),
             cq: Mutex::new(()),
             in_flight: AtomicUsize::new(0),
+            deferred: AtomicUsize::new(0),
             _context: PhantomData,
         })
     }
 
-    /// Starts one operation.
-    pub(crate) fn submit(&self, data: OpData<C>) -> Result<OpRef<C>, SubmitError<C>> {
+    /// Starts one operation. With `defer`, the SQE is queued and handed to the kernel by
+    /// the next `wait` or `flush` instead of its own system call.
+    pub(crate) fn submit(&self, data: OpData<C>, defer: bool) -> Result<OpRef<C>, SubmitError<C>> {
         if let Some(buf) = &data.buffer {
             let len = if data.request.fills_buffer() { buf.capacity() } else { buf.len() };
             if len > MAX_BUFFER {
@@ -128,7 +130,11 @@ impl<C: Send + 'static> Uring<C> {
             let (context, buffer) = op::reclaim(user_data);
             return Err(SubmitError::new(e, context, buffer));
         }
-        self.submit_now();
+        if defer || BATCH_DEPTH.with(Cell::get) > 0 {
+            self.deferred.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.submit_now();
+        }
         Ok(op_ref)
     }
 
@@ -166,13 +172,17 @@ impl<C: Send + 'static> Uring<C> {
         }
     }
 
-    /// Hands queued SQEs to the kernel unless this thread is inside a batch. A transient
-    /// failure leaves them queued: the next enter by any thread (the waiting thread's
-    /// included) submits them.
-    fn submit_now(&self) {
-        if BATCH_DEPTH.with(Cell::get) > 0 {
-            return;
+    /// Hands deferred SQEs to the kernel, if there are any.
+    pub(crate) fn flush(&self) {
+        if self.deferred.load(Ordering::SeqCst) > 0 && BATCH_DEPTH.with(Cell::get) == 0 {
+            self.submit_now();
         }
+    }
+
+    /// Hands queued SQEs to the kernel. A transient failure leaves them queued: the next
+    /// enter by any thread (the waiting thread's included) submits them.
+    fn submit_now(&self) {
+        self.deferred.store(0, Ordering::SeqCst);
         loop {
             match self.ring.submit() {
                 Ok(_) => return,
@@ -206,6 +216,8 @@ impl<C: Send + 'static> Uring<C> {
     /// Blocks until at least one CQE is ready (a wake-up included) or `deadline` passes,
     /// submitting anything queued on the way, then converts every ready CQE.
     pub(crate) fn wait(&self, deadline: Option<Instant>, out: &mut Vec<Completion<C>>) -> io::Result<()> {
+        // This enter submits everything queued, deferred SQEs included.
+        self.deferred.store(0, Ordering::SeqCst);
         let submitter = self.ring.submitter();
         let r = match deadline {
             None => submitter.submit_and_wait(1),
@@ -228,6 +240,7 @@ impl<C: Send + 'static> Uring<C> {
     /// Converts every ready CQE without blocking.
     pub(crate) fn peek(&self, out: &mut Vec<Completion<C>>) -> io::Result<()> {
         // Flush anything queued and let the kernel post overflowed completions.
+        self.deferred.store(0, Ordering::SeqCst);
         match self.ring.submit() {
             Ok(_) => {}
             Err(e) if is_transient(&e) => {}
@@ -330,8 +343,9 @@ impl<C: Send + 'static> Uring<C> {
             return Err(not_found());
         };
         op.cancel_requested.store(true, Ordering::SeqCst);
-        let entry =
-            opcode::AsyncCancel2::new(types::CancelBuilder::user_data(op.user_data())).build().user_data(CANCEL);
+        let entry = opcode::AsyncCancel2::new(types::CancelBuilder::user_data(op.user_data()))
+            .build()
+            .user_data(CANCEL);
         self.push(&entry, true)?;
         self.submit_now_ignoring_batch();
         drop(op);
@@ -399,7 +413,10 @@ impl<C> Drop for Uring<C> {
             if idle_rounds > 0 && idle_rounds % 50 == 0 {
                 // Something ignores cancellation (an uninterruptible file read): keep
                 // waiting rather than free memory the kernel may still write.
-                tracing::warn!(in_flight = *self.in_flight.get_mut(), "waiting for io_uring operations to finish");
+                tracing::warn!(
+                    in_flight = *self.in_flight.get_mut(),
+                    "waiting for io_uring operations to finish"
+                );
                 let _ = self.ring.submission().push_cancel(&cancel);
             }
         }
