@@ -15,7 +15,7 @@ export RUSTFLAGS="--cfg loom"
 #   switches (plus every switch where a thread blocks or yields). Bugs in small
 #   concurrent protocols almost always show within two preemptions (loom's guidance).
 #   On the 2-core dev machine the whole suite explores in under a second at 2, about 3 s
-#   at 3 and about 25 s at 4 (all pass); for a deeper run by hand:
+#   at 3 and about 30 s at 4 (all pass); for a deeper run by hand:
 #   LOOM_MAX_PREEMPTIONS=4 bash ci/loom.sh. CI never sets it, so CI runs with 2.
 # - LOOM_MAX_BRANCHES=1000 (loom's default, pinned here): the most scheduling decisions
 #   in one execution before loom fails it. The spin-until-parked loops (until_waiting,

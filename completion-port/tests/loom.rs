@@ -8,7 +8,7 @@
 //! once": `get(Some(d))` with `d > 0` checks its slot once and gives up if nothing was
 //! handed to it, which is the hardest case for the timeout/hand-off race.
 //!
-//! Models stay small (at most three threads besides the checks, at most three packets):
+//! Models stay small (at most three threads besides main, at most three packets):
 //! every extra thread or packet multiplies the interleavings to explore.
 
 use completion_port::{Completion, CompletionPort, GetError, PostError};
@@ -17,13 +17,18 @@ use loom::sync::{Arc, Notify};
 use loom::thread;
 use std::time::Duration;
 
-/// A "finite" timeout: under loom the getter may give up at once.
-const SHORT: Option<Duration> = Some(Duration::from_millis(1));
+/// A finite timeout. Under loom the parker treats any finite deadline as "may time out at
+/// once" (it checks its slot once and gives up if nothing was handed to it), so this plays
+/// the part of `get(Some(1 ms))`. It is long in real time on purpose: `get` also compares
+/// the deadline with the real clock, and a deadline that could really pass during a model
+/// run would make executions depend on timing, which loom cannot replay.
+const SHORT: Option<Duration> = Some(Duration::from_secs(3600));
 
 /// A context that knows its identity and keeps one strong count of `live` while it
 /// exists: at the end of a model, `Arc::strong_count(&live) == 1` proves that every
 /// context was dropped (none leaked inside the port), and loom's own leak check fails the
 /// model if one never is.
+#[derive(Debug)]
 struct Token {
     id: usize,
     _live: Arc<()>,
@@ -50,12 +55,24 @@ fn until_waiting<C: Send + 'static>(port: &CompletionPort<C>, n: usize) {
     }
 }
 
+/// Waits until the threads that have exited gave their concurrency slots back.
+///
+/// A thread stops counting when its thread-local record is destroyed at exit. loom's
+/// `join` returns as soon as the thread's closure has returned, *before* its thread-locals
+/// are destroyed (std's `join` waits for that), so after a join the slot comes back
+/// "soon", not "already": spin until it has.
+fn until_running<C: Send + 'static>(port: &CompletionPort<C>, n: usize) {
+    while port.running() > n {
+        thread::yield_now();
+    }
+}
+
 // IOCP.md P7, P2: a poster and a getter that waits forever. Whatever the interleaving, the
 // getter receives the packet, unchanged, and nothing is left behind.
 #[test]
 fn hand_off_post_vs_get_forever() {
     loom::model(|| {
-        let port = CompletionPort::new(1);
+        let port: CompletionPort<Token> = CompletionPort::new(1);
         let live = Arc::new(());
         let poster = {
             let (port, t) = (port.clone(), token(1, &live));
@@ -82,7 +99,7 @@ fn hand_off_post_vs_get_forever() {
 #[test]
 fn hand_off_post_vs_get_with_timeout() {
     loom::model(|| {
-        let port = CompletionPort::new(1);
+        let port: CompletionPort<Token> = CompletionPort::new(1);
         let live = Arc::new(());
         let poster = {
             let (port, t) = (port.clone(), token(1, &live));
@@ -108,13 +125,63 @@ fn hand_off_post_vs_get_with_timeout() {
     });
 }
 
+// IOCP.md P3 (c), P7: a poll (`Some(Duration::ZERO)`) races a post: it takes the packet
+// or reports a timeout without consuming anything.
+#[test]
+fn hand_off_post_vs_poll() {
+    loom::model(|| {
+        let port: CompletionPort<Token> = CompletionPort::new(1);
+        let live = Arc::new(());
+        let poller = {
+            let port = port.clone();
+            thread::spawn(move || match port.get(Some(Duration::ZERO)) {
+                Ok(p) => vec![p.context.id],
+                Err(e) => {
+                    assert_eq!(e, GetError::TimedOut);
+                    vec![]
+                }
+            })
+        };
+        port.post(0, 0, token(1, &live)).unwrap();
+        let mut seen = poller.join().unwrap();
+        seen.extend(ids(port.drain()));
+        assert_exactly_once(seen, 1);
+        drop(port);
+        assert_eq!(Arc::strong_count(&live), 1);
+    });
+}
+
+// IOCP.md P4, P7: `get_many` races two posts. The getter takes one packet or both (a thread
+// handed one packet may take what else is queued without another slot); the rest stays
+// queued for drain. Each packet turns up exactly once, the getter's in FIFO order (P5).
+#[test]
+fn hand_off_get_many_two_posts() {
+    loom::model(|| {
+        let port: CompletionPort<Token> = CompletionPort::new(1);
+        let live = Arc::new(());
+        let getter = {
+            let port = port.clone();
+            thread::spawn(move || ids(port.get_many(2, None).unwrap()))
+        };
+        port.post(0, 0, token(1, &live)).unwrap();
+        port.post(0, 0, token(2, &live)).unwrap();
+        let got = getter.join().unwrap();
+        assert!(got == [1] || got == [1, 2], "get_many returned {got:?}");
+        let mut seen = got;
+        seen.extend(ids(port.drain()));
+        assert_exactly_once(seen, 2);
+        drop(port);
+        assert_eq!(Arc::strong_count(&live), 1);
+    });
+}
+
 // IOCP.md P7: two getters (one waiting forever, one with a finite timeout) and two posts.
 // The patient getter always gets one packet; the other gets one or times out; drain
 // returns whatever is left. Each packet turns up exactly once.
 #[test]
 fn hand_off_two_getters_two_posts() {
     loom::model(|| {
-        let port = CompletionPort::new(2);
+        let port: CompletionPort<Token> = CompletionPort::new(2);
         let live = Arc::new(());
         let patient = {
             let port = port.clone();
@@ -140,7 +207,7 @@ fn hand_off_two_getters_two_posts() {
 #[test]
 fn lifo_release() {
     loom::model(|| {
-        let port = CompletionPort::new(2);
+        let port: CompletionPort<Token> = CompletionPort::new(2);
         let live = Arc::new(());
         let getter = |port: &CompletionPort<Token>| {
             let port = port.clone();
@@ -155,7 +222,8 @@ fn lifo_release() {
         }
         assert_eq!(a.join().unwrap(), 1, "the most recent waiter gets the first packet");
         assert_eq!(b.join().unwrap(), 2);
-        // A and B have exited, which gave their concurrency slots back.
+        // A and B have exited, which gives their concurrency slots back.
+        until_running(&port, 0);
         assert_eq!(port.get(Some(Duration::ZERO)).unwrap().context.id, 3);
         drop(port);
         assert_eq!(Arc::strong_count(&live), 1);
@@ -170,7 +238,7 @@ fn lifo_release() {
 #[test]
 fn concurrency_one_runs_one_at_a_time() {
     loom::model(|| {
-        let port = CompletionPort::new(1);
+        let port: CompletionPort<Token> = CompletionPort::new(1);
         let live = Arc::new(());
         let inside = Arc::new(AtomicUsize::new(0));
         let getter = || {
@@ -189,7 +257,45 @@ fn concurrency_one_runs_one_at_a_time() {
         port.post(0, 0, token(2, &live)).unwrap();
         assert!(port.running() <= 1);
         assert_exactly_once(vec![g1.join().unwrap(), g2.join().unwrap()], 2);
-        assert_eq!(port.running(), 0, "an exited thread still counts");
+        until_running(&port, 0); // an exited thread stops counting (a livelock here if not)
+        drop(port);
+        assert_eq!(Arc::strong_count(&live), 1);
+    });
+}
+
+// IOCP.md P9: calling `get` again ends a thread's running period. Concurrency 1, three
+// packets queued, one thread getting twice and one getting once: the second `get` of the
+// first thread must not wait for its own slot (else the model deadlocks), and no two
+// threads ever hold a packet at once.
+#[test]
+fn get_again_ends_running_period() {
+    loom::model(|| {
+        let port: CompletionPort<Token> = CompletionPort::new(1);
+        let live = Arc::new(());
+        for id in 1..=3 {
+            port.post(0, 0, token(id, &live)).unwrap();
+        }
+        let inside = Arc::new(AtomicUsize::new(0));
+        let getter = |gets: usize| {
+            let (port, inside) = (port.clone(), Arc::clone(&inside));
+            thread::spawn(move || {
+                let mut got = Vec::new();
+                for _ in 0..gets {
+                    let p = port.get(None).unwrap();
+                    assert_eq!(inside.fetch_add(1, SeqCst), 0, "two threads ran at once");
+                    got.push(p.context.id);
+                    inside.fetch_sub(1, SeqCst); // the next `get` (or exit) ends the period
+                }
+                got
+            })
+        };
+        let (twice, once) = (getter(2), getter(1));
+        let twice = twice.join().unwrap();
+        assert!(twice[0] < twice[1], "one thread's packets out of FIFO order: {twice:?}");
+        let mut seen = twice;
+        seen.extend(once.join().unwrap());
+        assert_exactly_once(seen, 3);
+        until_running(&port, 0);
         drop(port);
         assert_eq!(Arc::strong_count(&live), 1);
     });
@@ -202,7 +308,7 @@ fn concurrency_one_runs_one_at_a_time() {
 #[test]
 fn blocking_releases_a_waiter() {
     loom::model(|| {
-        let port = CompletionPort::new(1);
+        let port: CompletionPort<Token> = CompletionPort::new(1);
         let live = Arc::new(());
         port.post(0, 0, token(1, &live)).unwrap();
         port.post(0, 0, token(2, &live)).unwrap();
@@ -226,7 +332,7 @@ fn blocking_releases_a_waiter() {
             })
         };
         assert_exactly_once(vec![blocker.join().unwrap(), other.join().unwrap()], 2);
-        assert_eq!(port.running(), 0);
+        until_running(&port, 0);
         drop(port);
         assert_eq!(Arc::strong_count(&live), 1);
     });
@@ -282,26 +388,26 @@ fn close_races_get() {
 fn assert_closed_after(port: &CompletionPort<Token>, live: &Arc<()>) {
     assert!(port.is_closed());
     assert_eq!(port.get(None).unwrap_err(), GetError::Closed);
-    match port.post(3, 4, token(9, live)) {
-        Err(PostError::Closed(t)) => assert_eq!(t.id, 9, "post must give its context back"),
-        Ok(()) => panic!("post succeeded on a closed port"),
-    }
+    let refused = port.post(3, 4, token(9, live)).expect_err("post succeeded on a closed port");
+    assert!(matches!(refused, PostError::Closed(Token { id: 9, .. })), "post must give its context back");
+    drop(refused);
     port.close(); // twice: harmless
     assert!(port.drain().is_empty());
     assert_eq!(Arc::strong_count(live), 1);
 }
 
-// IOCP.md P10, P8, P2: posts race a close-and-drain while a getter takes packets until the
-// port closes. Every context comes back exactly once: delivered by `get`, refused by
-// `post` (with the context), or returned by one of the `drain` calls.
+// IOCP.md P10, P8, P2: with one packet already queued, posts race a close-and-drain while
+// a getter takes packets until the port closes. Every context comes back exactly once:
+// delivered by `get`, refused by `post` (with the context), or returned by the `drain`.
 #[test]
 fn post_races_close_and_drain() {
     loom::model(|| {
-        let port = CompletionPort::new(1);
+        let port: CompletionPort<Token> = CompletionPort::new(1);
         let live = Arc::new(());
+        port.post(0, 0, token(1, &live)).unwrap();
         let poster = {
             let port = port.clone();
-            let tokens = [token(1, &live), token(2, &live)];
+            let tokens = [token(2, &live), token(3, &live)];
             thread::spawn(move || {
                 let mut refused = Vec::new();
                 for t in tokens {
@@ -330,8 +436,10 @@ fn post_races_close_and_drain() {
         let mut seen = ids(port.drain()); // closes, then drains
         seen.extend(poster.join().unwrap());
         seen.extend(getter.join().unwrap());
-        seen.extend(ids(port.drain())); // anything the first drain was too early for
-        assert_exactly_once(seen, 2);
+        // The first drain closed the port before taking the queue, so nothing can have
+        // been queued since: a second drain finds nothing.
+        assert!(port.drain().is_empty(), "a packet was queued after drain closed the port");
+        assert_exactly_once(seen, 3);
         drop(port);
         assert_eq!(Arc::strong_count(&live), 1);
     });
@@ -343,7 +451,7 @@ fn post_races_close_and_drain() {
 #[test]
 fn drop_frees_queued_contexts() {
     loom::model(|| {
-        let port = CompletionPort::new(1);
+        let port: CompletionPort<Token> = CompletionPort::new(1);
         let live = Arc::new(());
         port.post(0, 0, token(1, &live)).unwrap();
         let poster = {

@@ -53,7 +53,7 @@ impl Server {
 
     /// Sends SIGTERM; returns (exit code, stdout, time to exit).
     fn terminate(mut self) -> (Option<i32>, String, Duration) {
-        let mut child = self.child.take().unwrap();
+        let child = self.child.take().unwrap();
         let start = Instant::now();
         let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert!(ok.success());
