@@ -30,6 +30,12 @@
 //!    unbounded channels; `futex` is the floor: two `AtomicU32` words, where the sender
 //!    stores 1 and always calls `FUTEX_WAKE`, and the receiver calls `FUTEX_WAIT` while
 //!    the word is 0 (no spinning), through rustix's safe `futex::{wait, wake}`.
+//!    Both threads are fresh for each sample and the group runs three times: `ping_pong`
+//!    leaves them where the scheduler puts them (the case asked about, and the noisiest:
+//!    the scheduler may put both threads on one CPU or not, sample by sample);
+//!    `ping_pong_same_cpu` pins both to CPU 0, so a wake-up is a context switch;
+//!    `ping_pong_cross_cpu` pins A to CPU 0 and B to CPU 1, so a wake-up crosses CPUs.
+//!    The pinned groups are skipped, with a message, where CPUs 0 and 1 cannot be pinned.
 //!    Before the group runs, each variant's voluntary context switches per round trip on
 //!    thread B are read from `/proc/thread-self/status` and printed, which shows whether
 //!    the receiver really slept (crossbeam spins and yields before it parks; the port and
@@ -41,8 +47,8 @@
 #![forbid(unsafe_code)]
 
 use completion_port::CompletionPort;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rustix::thread::futex;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rustix::thread::{futex, sched_setaffinity, CpuSet};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Barrier, Mutex};
@@ -263,13 +269,10 @@ fn mpmc(c: &mut Criterion) {
     for (p, gt) in SHAPES {
         let mut g = c.benchmark_group(format!("mpmc/{p}x{gt}"));
         g.throughput(Throughput::Elements(BATCH));
-        let id = |name| BenchmarkId::new(name, format!("{p}x{gt}"));
-        g.bench_function(id("port"), |b| b.iter_custom(|it| mpmc_port(it, p, gt, None)));
-        g.bench_function(id("port_get_many"), |b| {
-            b.iter_custom(|it| mpmc_port(it, p, gt, Some(64)))
-        });
-        g.bench_function(id("crossbeam"), |b| b.iter_custom(|it| mpmc_crossbeam(it, p, gt)));
-        g.bench_function(id("mpsc"), |b| b.iter_custom(|it| mpmc_mpsc(it, p, gt)));
+        g.bench_function("port", |b| b.iter_custom(|it| mpmc_port(it, p, gt, None)));
+        g.bench_function("port_get_many", |b| b.iter_custom(|it| mpmc_port(it, p, gt, Some(64))));
+        g.bench_function("crossbeam", |b| b.iter_custom(|it| mpmc_crossbeam(it, p, gt)));
+        g.bench_function("mpsc", |b| b.iter_custom(|it| mpmc_mpsc(it, p, gt)));
         g.finish();
     }
 }
@@ -341,11 +344,75 @@ fn voluntary_switches() -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Runs `iters` timed round trips (after one untimed one) and returns the time on A and
-/// B's voluntary context switches during the timed part.
-fn ping_pong_run(iters: u64, mut a: impl Side, mut b: impl Side) -> (Duration, Option<u64>) {
+/// Where the two ping-pong threads run.
+#[derive(Clone, Copy, PartialEq)]
+enum Placement {
+    /// Wherever the scheduler puts them.
+    Any,
+    /// Both on CPU 0: a wake-up is a context switch on one CPU.
+    Same,
+    /// A on CPU 0, B on CPU 1: a wake-up crosses CPUs (an IPI to an idle vCPU on a VM).
+    Cross,
+}
+
+impl Placement {
+    fn group(self) -> &'static str {
+        match self {
+            Placement::Any => "ping_pong",
+            Placement::Same => "ping_pong_same_cpu",
+            Placement::Cross => "ping_pong_cross_cpu",
+        }
+    }
+
+    /// The CPUs for A and B, or `None` to leave them unpinned.
+    fn cpus(self) -> Option<(usize, usize)> {
+        match self {
+            Placement::Any => None,
+            Placement::Same => Some((0, 0)),
+            Placement::Cross => Some((0, 1)),
+        }
+    }
+}
+
+/// Pins the calling thread to `cpu`; panics if the machine refuses (checked up front by
+/// [`placement_available`]).
+fn pin(cpu: Option<usize>) {
+    if let Some(cpu) = cpu {
+        let mut set = CpuSet::new();
+        set.set(cpu);
+        sched_setaffinity(None, &set).expect("sched_setaffinity");
+    }
+}
+
+/// Whether this machine can run `placement` (it needs CPUs 0 and 1 and affinity rights).
+fn placement_available(placement: Placement) -> bool {
+    let Some((a, b)) = placement.cpus() else { return true };
+    thread::scope(|s| {
+        s.spawn(|| {
+            [a, b].iter().all(|&cpu| {
+                let mut set = CpuSet::new();
+                set.set(cpu);
+                sched_setaffinity(None, &set).is_ok()
+            })
+        })
+        .join()
+        .unwrap_or(false)
+    })
+}
+
+/// Runs `iters` timed round trips (after one untimed one) on two fresh threads placed as
+/// asked, and returns the time measured on A and B's voluntary context switches during
+/// the timed part.
+fn ping_pong_run(
+    iters: u64,
+    placement: Placement,
+    mut a: impl Side,
+    mut b: impl Side,
+) -> (Duration, Option<u64>) {
+    let cpus = placement.cpus();
     thread::scope(|scope| {
         let peer = scope.spawn(move || {
+            pin(cpus.map(|c| c.1));
             b.recv();
             b.send();
             let before = voluntary_switches();
@@ -355,59 +422,77 @@ fn ping_pong_run(iters: u64, mut a: impl Side, mut b: impl Side) -> (Duration, O
             }
             Some(voluntary_switches()? - before?)
         });
-        a.send();
-        a.recv(); // both threads are running: start the clock
-        let start = Instant::now();
-        for _ in 0..iters {
+        let timed = scope.spawn(move || {
+            pin(cpus.map(|c| c.0));
             a.send();
-            a.recv();
-        }
-        let elapsed = start.elapsed();
-        (elapsed, peer.join().unwrap())
+            a.recv(); // both threads are running: start the clock
+            let start = Instant::now();
+            for _ in 0..iters {
+                a.send();
+                a.recv();
+            }
+            start.elapsed()
+        });
+        (timed.join().unwrap(), peer.join().unwrap())
     })
 }
 
-fn ping_pong_port(iters: u64) -> (Duration, Option<u64>) {
+fn ping_pong_port(iters: u64, placement: Placement) -> (Duration, Option<u64>) {
     let (p1, p2) = (CompletionPort::new(1), CompletionPort::new(1));
     let a = PortSide { to: p1.clone(), from: p2.clone() };
     let b = PortSide { to: p2, from: p1 };
-    ping_pong_run(iters, a, b)
+    ping_pong_run(iters, placement, a, b)
 }
 
-fn ping_pong_crossbeam(iters: u64) -> (Duration, Option<u64>) {
+fn ping_pong_crossbeam(iters: u64, placement: Placement) -> (Duration, Option<u64>) {
     let (s1, r1) = crossbeam_channel::unbounded();
     let (s2, r2) = crossbeam_channel::unbounded();
-    ping_pong_run(iters, ChannelSide { to: s1, from: r2 }, ChannelSide { to: s2, from: r1 })
+    let (a, b) = (ChannelSide { to: s1, from: r2 }, ChannelSide { to: s2, from: r1 });
+    ping_pong_run(iters, placement, a, b)
 }
 
-fn ping_pong_futex(iters: u64) -> (Duration, Option<u64>) {
+fn ping_pong_futex(iters: u64, placement: Placement) -> (Duration, Option<u64>) {
     let (w1, w2) = (AtomicU32::new(0), AtomicU32::new(0));
-    ping_pong_run(iters, FutexSide { to: &w1, from: &w2 }, FutexSide { to: &w2, from: &w1 })
+    let (a, b) = (FutexSide { to: &w1, from: &w2 }, FutexSide { to: &w2, from: &w1 });
+    ping_pong_run(iters, placement, a, b)
 }
 
-type PingPong = fn(u64) -> (Duration, Option<u64>);
+type PingPong = fn(u64, Placement) -> (Duration, Option<u64>);
 
-fn ping_pong(c: &mut Criterion) {
-    let variants: [(&str, PingPong); 3] =
-        [("port", ping_pong_port), ("crossbeam", ping_pong_crossbeam), ("futex", ping_pong_futex)];
-    const PROBE: u64 = 20_000;
-    for (name, run) in variants {
-        match run(PROBE) {
+const PING_PONGS: [(&str, PingPong); 3] =
+    [("port", ping_pong_port), ("crossbeam", ping_pong_crossbeam), ("futex", ping_pong_futex)];
+
+fn ping_pong_group(c: &mut Criterion, placement: Placement) {
+    let group = placement.group();
+    if !placement_available(placement) {
+        println!("{group}: skipped, this machine cannot pin threads to CPUs 0 and 1");
+        return;
+    }
+    // Not timed by criterion: does the receiver really sleep? (see the module docs)
+    const PROBE: u64 = 5_000;
+    for (name, run) in PING_PONGS {
+        match run(PROBE, placement) {
             (t, Some(sw)) => println!(
-                "ping_pong/{name}: {:.2} voluntary context switches per round trip on B \
+                "{group}/{name}: {:.2} voluntary context switches per round trip on B \
                  ({:.0} ns per round trip over {PROBE})",
                 sw as f64 / PROBE as f64,
                 t.as_nanos() as f64 / PROBE as f64
             ),
-            (_, None) => println!("ping_pong/{name}: /proc/thread-self/status unreadable"),
+            (_, None) => println!("{group}/{name}: /proc/thread-self/status unreadable"),
         }
     }
-    let mut g = c.benchmark_group("ping_pong");
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(1));
-    for (name, run) in variants {
-        g.bench_function(name, |b| b.iter_custom(|it| run(it).0));
+    for (name, run) in PING_PONGS {
+        g.bench_function(name, |b| b.iter_custom(|it| run(it, placement).0));
     }
     g.finish();
+}
+
+fn ping_pong(c: &mut Criterion) {
+    for placement in [Placement::Any, Placement::Same, Placement::Cross] {
+        ping_pong_group(c, placement);
+    }
 }
 
 criterion_group! {

@@ -17,7 +17,7 @@ fn assert_no_packet<C: Send + 'static>(port: &CompletionPort<C>) {
 #[test]
 fn h1_associating_a_closed_descriptor_is_invalid() {
     let port = CompletionPort::<()>::new(1);
-    // SAFETY (test): no descriptor this large is open in this process, so this OwnedFd owns
+    // SAFETY: no descriptor this large is open in this process, so this OwnedFd owns
     // nothing; `associate` must notice and not close it.
     let bogus = unsafe { OwnedFd::from_raw_fd(i32::MAX - 7) };
     let err = port.associate(bogus, 1).unwrap_err();
@@ -31,7 +31,7 @@ fn h1_associating_twice_is_invalid() {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let raw = sock.as_raw_fd();
     let h = port.associate(sock, 1).unwrap();
-    // SAFETY (test): a second claim on the same number; `associate` refuses it and must
+    // SAFETY: a second claim on the same number; `associate` refuses it and must
     // not close it (the first handle still owns it).
     let again = unsafe { OwnedFd::from_raw_fd(raw) };
     assert_eq!(port.associate(again, 2).unwrap_err().kind(), ErrorKind::InvalidInput);
