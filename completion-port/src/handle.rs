@@ -100,6 +100,15 @@ pub(crate) struct Registry {
     fds: Mutex<HashSet<RawFd>>,
 }
 
+/// What an eager call ([`Handle::send_eager`], [`Handle::recv_eager`]) did.
+#[derive(Debug)]
+pub enum Started<C> {
+    /// It completed at once; this is its result, and no packet will be queued for it.
+    Done(crate::Completion<C>),
+    /// It is in flight; its packet will arrive on the port.
+    Pending(OpId<C>),
+}
+
 /// Identifies one operation in flight, for [`Handle::cancel`]. Holding it never keeps the
 /// operation's buffer or context alive.
 pub struct OpId<C>(OpRef<C>);
@@ -303,6 +312,67 @@ impl<C: Send + 'static> Handle<C> {
     /// As [`recv`](Self::recv).
     pub fn send(&self, buf: Vec<u8>, context: C) -> Result<OpId<C>, SubmitError<C>> {
         self.submit(Request::Send, Some(buf), context)
+    }
+
+    /// Sends `buf[..len]` at once if the socket can take it without blocking, else starts
+    /// an overlapped send as [`send`](Self::send) does.
+    ///
+    /// This is Windows' `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS`: an operation that completes
+    /// immediately returns [`Started::Done`] with its result, buffer and context, and
+    /// **queues no packet**; otherwise [`Started::Pending`] and the packet arrives later.
+    /// It saves a trip through the kernel queue and the port for the common case of a
+    /// writable socket. `Done` may carry a partial count or an error, as a packet would.
+    /// Do not mix with another send in flight on the same socket: the eager send would
+    /// overtake it.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub fn send_eager(&self, buf: Vec<u8>, context: C) -> Result<Started<C>, SubmitError<C>> {
+        if let Err(e) = self.check_eager(&Request::Send) {
+            return Err(SubmitError::new(e, context, Some(buf)));
+        }
+        match crate::sys::eager::send(self.shared.fd.as_fd(), &buf) {
+            Some(result) => Ok(Started::Done(self.immediate(result, buf, context))),
+            None => self.send(buf, context).map(Started::Pending),
+        }
+    }
+
+    /// Receives into `buf` at once if data (or end of stream, or an error) is already
+    /// there, else starts an overlapped receive as [`recv`](Self::recv) does. See
+    /// [`send_eager`](Self::send_eager) for what `Done` and `Pending` mean. A zero-capacity
+    /// buffer always goes the overlapped way (IOCP.md N6).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_eager(&self, mut buf: Vec<u8>, context: C) -> Result<Started<C>, SubmitError<C>> {
+        if let Err(e) = self.check_eager(&Request::Recv) {
+            return Err(SubmitError::new(e, context, Some(buf)));
+        }
+        if buf.capacity() == 0 {
+            return self.recv(buf, context).map(Started::Pending);
+        }
+        buf.clear();
+        match crate::sys::eager::recv(self.shared.fd.as_fd(), &mut buf) {
+            Some(result) => Ok(Started::Done(self.immediate(result, buf, context))),
+            None => self.recv(buf, context).map(Started::Pending),
+        }
+    }
+
+    fn check_eager(&self, request: &Request) -> io::Result<()> {
+        self.shared.kind.check(request)?;
+        if self.port.is_closed() {
+            return Err(crate::sys::closed_error());
+        }
+        Ok(())
+    }
+
+    fn immediate(&self, result: io::Result<usize>, buf: Vec<u8>, context: C) -> crate::Completion<C> {
+        let mut c = crate::Completion::io(self.shared.key, context);
+        c.result = result;
+        c.buffer = Some(buf);
+        c
     }
 
     /// Shuts down one or both directions (`shutdown`; N2).

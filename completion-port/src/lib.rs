@@ -59,7 +59,7 @@ mod sys;
 
 pub use completion::Completion;
 pub use error::{Closed, GetError, PostError};
-pub use handle::{Handle, OpId};
+pub use handle::{Handle, OpId, Started};
 pub use op::{SubmitError, MAX_BUFFER};
 pub use pool::WorkerPool;
 pub use port::{BlockingGuard, CompletionPort};

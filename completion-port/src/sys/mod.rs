@@ -31,6 +31,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub(crate) mod eager;
 pub(crate) mod uring;
 
 /// One operation as the front end hands it to a backend.

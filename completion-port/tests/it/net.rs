@@ -166,3 +166,40 @@ fn n2_udp_round_trip() {
     let r = &got["b-recv"];
     assert_eq!((r.key, r.buffer.as_deref(), r.addr), (2, Some(&b"datagram"[..]), Some(a_addr)));
 }
+
+// IOCP.md H2 (skip-on-success): an eager call that completes at once returns its result
+// directly and queues no packet; one that would block becomes an ordinary operation with
+// exactly one packet.
+#[test]
+fn h2_eager_send_and_recv_skip_the_port_on_success() {
+    use completion_port::Started;
+    let port = CompletionPort::<&str>::new(1);
+    let (ours, mut peer) = pair(&port, 7);
+    match ours.send_eager(b"now".to_vec(), "send").unwrap() {
+        Started::Done(c) => {
+            assert_eq!((c.key, c.context, c.bytes().unwrap()), (7, "send", 3));
+            assert_eq!(c.buffer.as_deref(), Some(&b"now"[..]));
+        }
+        Started::Pending(_) => panic!("an empty socket buffer takes 3 bytes at once"),
+    }
+    let mut buf = [0u8; 3];
+    peer.read_exact(&mut buf).unwrap();
+    // Nothing to read yet: the receive goes to the kernel, and its packet comes later.
+    let Started::Pending(op) = ours.recv_eager(Vec::with_capacity(16), "later").unwrap() else {
+        panic!("no data was there");
+    };
+    peer.write_all(b"data").unwrap();
+    let p = get(&port);
+    assert_eq!((p.context, p.buffer.as_deref()), ("later", Some(&b"data"[..])));
+    assert!(op.is_done());
+    // Data already there: done at once, no packet.
+    peer.write_all(b"more").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let Started::Done(c) = ours.recv_eager(vec![0; 16], "now").unwrap() else { panic!("data was there") };
+    assert_eq!(c.buffer.as_deref(), Some(&b"more"[..]));
+    drop(peer);
+    std::thread::sleep(Duration::from_millis(20));
+    let Started::Done(c) = ours.recv_eager(Vec::with_capacity(16), "eof").unwrap() else { panic!() };
+    assert_eq!(c.bytes().unwrap(), 0, "end of stream is an immediate Ok(0) (N3)");
+    assert!(port.get(Some(Duration::from_millis(30))).is_err(), "no packet for eager successes");
+}
