@@ -14,7 +14,7 @@
 //! close is honoured after everything received has been echoed. SIGINT/SIGTERM stop the
 //! server: stop accepting, cancel, drain, print a summary, exit 0.
 
-use completion_port::{Completion, CompletionPort, GetError, Handle};
+use completion_port::{Completion, CompletionPort, GetError, Handle, Started};
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +43,10 @@ pub struct Args {
     /// Accepts kept in flight on the listener.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=4096))]
     accepts: u16,
+    /// Always send through the port, never eagerly (for comparison: by default an echo
+    /// that the socket can take at once is sent directly and queues no packet).
+    #[arg(long)]
+    no_eager: bool,
 }
 
 /// The completion key of the listener; connections use their id (from 1).
@@ -74,6 +78,7 @@ struct Server {
     listener: Mutex<Option<Handle<Op>>>,
     max_connections: usize,
     buffer_size: usize,
+    eager: bool,
     /// Open connections, and accepts not re-armed because `max_connections` was reached.
     slots: Mutex<Slots>,
     next_id: AtomicU64,
@@ -115,6 +120,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         listener: Mutex::new(Some(listener)),
         max_connections: args.max_connections.max(1),
         buffer_size: args.buffer_size as usize,
+        eager: !args.no_eager,
         slots: Mutex::new(Slots::default()),
         next_id: AtomicU64::new(1),
         stats: Stats::default(),
@@ -269,8 +275,24 @@ impl Server {
 
     fn send(&self, conn: Arc<Conn>, buf: Vec<u8>) {
         let c2 = Arc::clone(&conn);
-        if let Err(e) = conn.handle.send(buf, Op::Send(c2)) {
-            tracing::debug!(error = %e.error, "send refused");
+        if !self.eager {
+            if let Err(e) = conn.handle.send(buf, Op::Send(c2)) {
+                tracing::debug!(error = %e.error, "send refused");
+            }
+            return;
+        }
+        // Usually the socket takes the echo at once: then no packet is queued, and the
+        // completion is handled right here.
+        match conn.handle.send_eager(buf, Op::Send(c2)) {
+            Ok(Started::Done(done)) => self.handle_done(done),
+            Ok(Started::Pending(_)) => {}
+            Err(e) => tracing::debug!(error = %e.error, "send refused"),
+        }
+    }
+
+    fn handle_done(&self, mut p: Completion<Op>) {
+        if let Op::Send(conn) = std::mem::replace(&mut p.context, Op::Accept) {
+            self.sent(conn, p);
         }
     }
 
