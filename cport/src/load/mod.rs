@@ -1,0 +1,366 @@
+//! `cport load`: a load generator on one completion port that checks every echoed byte.
+//!
+//! Each connection sends messages whose bytes are a function of (connection, sequence
+//! number) and compares the echo byte for byte ([`conn`]). A few worker threads run every
+//! packet of the port. In closed loop each connection keeps `--pipeline` messages in
+//! flight; in open loop (`--rate`) a pacing thread posts one packet per message when it
+//! is due, and latency is measured from that instant, not from the (possibly late) send,
+//! so a slow server cannot hide its stalls (coordinated omission).
+//!
+//! Shutdown order: stop queueing messages, wait up to [`GRACE`] for outstanding echoes,
+//! close the port (cancelling the receives still pending), join the workers, drain the
+//! port, then close the connections.
+
+mod conn;
+mod pattern;
+mod report;
+pub mod units;
+
+use completion_port::{CompletionPort, GetError};
+use conn::{lock, Conn, Ctx, Shared};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use report::{Latency, Report};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long to wait for outstanding echoes after the run.
+const GRACE: Duration = Duration::from_secs(1);
+/// How long one connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Packets a worker takes from the port at once.
+const BATCH: usize = 64;
+/// Largest latency the histogram tracks exactly, in microseconds (one hour); longer ones
+/// are recorded as this.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// Options of `cport load`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Address of the echo server.
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    addr: String,
+    /// Connections to open.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    connections: u32,
+    /// Message size in bytes (suffixes K, M allowed; at most 64M).
+    #[arg(long, default_value = "64", value_parser = parse_message_size)]
+    size: u64,
+    /// How long to run: 5s, 500ms, 2m, or plain seconds.
+    #[arg(long, default_value = "5s", value_parser = units::parse_duration)]
+    duration: Duration,
+    /// Messages in flight per connection.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pipeline: u32,
+    /// Open loop: send this many messages per second in total, spread over the
+    /// connections, and measure latency from when each was due.
+    #[arg(long, value_parser = units::parse_rate)]
+    rate: Option<f64>,
+    /// Worker threads on the completion port.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    workers: u32,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Largest message size accepted.
+const MAX_SIZE: u64 = 64 << 20;
+/// Most message bytes in flight over all connections (each is buffered to be sent, and
+/// its expected echo generated, so this bounds the memory a run takes).
+const MAX_IN_FLIGHT: u64 = 4 << 30;
+
+/// A message size: a size (see [`units::parse_size`]) of at most [`MAX_SIZE`].
+fn parse_message_size(text: &str) -> Result<u64, String> {
+    match units::parse_size(text)? {
+        n if n > MAX_SIZE => Err(format!("'{text}' is larger than the largest message size, 64M")),
+        n => Ok(n),
+    }
+}
+
+/// Runs the load generator. Prints the report on stdout; returns an error (exit status 1)
+/// if the connections cannot be opened, or after the report if any echo was wrong, any
+/// connection failed, or any message was left unanswered.
+pub fn run(args: Args) -> Result<ExitCode, String> {
+    let in_flight = args.size * u64::from(args.pipeline) * u64::from(args.connections);
+    if in_flight > MAX_IN_FLIGHT {
+        return Err(format!(
+            "--size x --pipeline x --connections is {in_flight} bytes in flight; the limit is {MAX_IN_FLIGHT}"
+        ));
+    }
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // The first signal ends the run early (with a report); a second one exits at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&interrupted))
+            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&interrupted)))
+            .map_err(|e| format!("cannot install a signal handler: {e}"))?;
+    }
+    let streams = connect_all(&args.addr, args.connections as usize)?;
+    let port = CompletionPort::<Ctx>::new(args.workers as usize);
+    let mut conns = Vec::with_capacity(streams.len());
+    for (i, s) in streams.into_iter().enumerate() {
+        let h = port.associate(s, i).map_err(|e| format!("cannot use the completion port: {e}"))?;
+        conns.push(Conn::new(i, h));
+    }
+    let (size, pipeline) = (args.size as usize, args.pipeline as usize);
+    let shared = Arc::new(Shared {
+        conns,
+        size,
+        pipeline,
+        open_loop: args.rate.is_some(),
+        recv_capacity: (size.saturating_mul(pipeline)).clamp(4096, 256 << 10),
+        stopping: AtomicBool::new(false),
+        closing: AtomicBool::new(false),
+        messages: AtomicU64::new(0),
+        failed: AtomicUsize::new(0),
+        errors: Mutex::new(Default::default()),
+    });
+    let hist = new_histogram()?;
+    let workers = spawn_workers(&port, &shared, args.workers as usize, &hist)?;
+
+    let t0 = Instant::now();
+    port.batch(|| shared.conns.iter().for_each(|c| shared.start(c)));
+    let pacer = match args.rate {
+        None => None,
+        Some(rate) => {
+            let (p, s) = (port.clone(), Arc::clone(&shared));
+            let spawned =
+                std::thread::Builder::new().name("load-pacer".into()).spawn(move || pace(&p, &s, rate, t0));
+            match spawned {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    drop(shut_down(&port, shared, workers, hist));
+                    return Err(format!("cannot start the pacing thread: {e}"));
+                }
+            }
+        }
+    };
+
+    let (t_stop, was_interrupted) = show_progress(&shared, t0, args.duration, &interrupted);
+    shared.stopping.store(true, Ordering::Release);
+    if let Some(p) = pacer {
+        let _ = p.join();
+    }
+    // Outstanding echoes get a grace period; the clock stops at the last one.
+    let grace_end = Instant::now() + GRACE;
+    let mut t_end = t_stop;
+    loop {
+        if outstanding(&shared) == 0 && port.queued() == 0 {
+            t_end = Instant::now();
+            break;
+        }
+        if Instant::now() >= grace_end || (interrupted.load(Ordering::Relaxed) && !was_interrupted) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let unanswered = outstanding(&shared) as u64;
+    let unsent = shared.conns.iter().map(Conn::backlog).sum::<usize>() as u64;
+    let (hist, errors) = shut_down(&port, shared, workers, hist)?;
+
+    let seconds = t_end.saturating_duration_since(t0).as_secs_f64().max(1e-9);
+    let messages = hist.len();
+    let report = Report {
+        addr: args.addr,
+        mode: if args.rate.is_some() { "open-loop" } else { "closed-loop" },
+        target_rate: args.rate,
+        connections: args.connections as usize,
+        size,
+        pipeline,
+        seconds,
+        messages,
+        msgs_per_sec: messages as f64 / seconds,
+        mib_per_sec: (messages as f64 * size as f64) / seconds / (1024.0 * 1024.0),
+        latency_us: Latency::from_histogram(&hist),
+        errors: errors.mismatches + errors.connection + unanswered,
+        mismatches: errors.mismatches,
+        connection_errors: errors.connection,
+        unanswered,
+        unsent,
+        first_error: errors.first.or_else(|| {
+            (unanswered > 0).then(|| format!("{unanswered} messages unanswered {GRACE:?} after the run"))
+        }),
+        interrupted: was_interrupted,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report).map_err(|e| format!("cannot write JSON: {e}"))?);
+    } else {
+        println!("{}", report.text());
+    }
+    match report.first_error {
+        Some(first) if report.errors > 0 => Err(format!("{} errors; first: {first}", report.errors)),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// The end of a run: closing the port cancels every operation still pending (the
+/// receives, and sends a stalled server never took) and stops the workers; once they are
+/// joined, `drain` collects the cancelled packets with their buffers; only then are the
+/// sockets closed, after their last packet. Returns the merged latencies and the errors.
+fn shut_down(
+    port: &CompletionPort<Ctx>,
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<Histogram<u64>>>,
+    mut hist: Histogram<u64>,
+) -> Result<(Histogram<u64>, conn::Errors), String> {
+    shared.closing.store(true, Ordering::Release);
+    port.close();
+    let mut panicked = false;
+    for w in workers {
+        match w.join() {
+            Ok(h) => {
+                // Same bounds on both sides: adding cannot fail.
+                let _ = hist.add(&h);
+            }
+            Err(_) => panicked = true,
+        }
+    }
+    drop(port.drain());
+    let Ok(shared) = Arc::try_unwrap(shared) else {
+        return Err("internal error: a thread still holds the connections".into());
+    };
+    let errors = std::mem::take(&mut *lock(&shared.errors));
+    drop(shared.conns);
+    if panicked {
+        return Err("a worker thread panicked".into());
+    }
+    Ok((hist, errors))
+}
+
+/// Opens `n` connections to `addr`, with `TCP_NODELAY`.
+fn connect_all(addr: &str, n: usize) -> Result<Vec<TcpStream>, String> {
+    let targets: Vec<SocketAddr> =
+        addr.to_socket_addrs().map_err(|e| format!("cannot resolve '{addr}': {e}"))?.collect();
+    let mut streams = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut last = None;
+        let stream = targets
+            .iter()
+            .find_map(|t| TcpStream::connect_timeout(t, CONNECT_TIMEOUT).map_err(|e| last = Some(e)).ok());
+        let Some(stream) = stream else {
+            let why = last.map_or_else(|| "no address".to_string(), |e| e.to_string());
+            return Err(format!("cannot connect to {addr}: {why}"));
+        };
+        stream.set_nodelay(true).map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+        streams.push(stream);
+    }
+    Ok(streams)
+}
+
+/// An empty histogram of latencies in microseconds, 3 significant digits.
+fn new_histogram() -> Result<Histogram<u64>, String> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).map_err(|e| format!("cannot create a histogram: {e}"))
+}
+
+/// Spawns the workers: each runs packets until the port closes, and returns the
+/// latencies it recorded.
+fn spawn_workers(
+    port: &CompletionPort<Ctx>,
+    shared: &Arc<Shared>,
+    n: usize,
+    empty: &Histogram<u64>,
+) -> Result<Vec<JoinHandle<Histogram<u64>>>, String> {
+    let mut workers = Vec::with_capacity(n);
+    for i in 0..n {
+        let (p, shared, mut hist) = (port.clone(), Arc::clone(shared), empty.clone());
+        let spawned = std::thread::Builder::new().name(format!("load-worker-{i}")).spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            loop {
+                match p.get_many_into(&mut batch, BATCH, None) {
+                    Ok(_) => batch.drain(..).for_each(|p| shared.handle(p, &mut hist)),
+                    Err(GetError::Closed) => return hist,
+                    Err(e) => {
+                        tracing::error!(error = %e, "worker get failed");
+                        return hist;
+                    }
+                }
+            }
+        });
+        match spawned {
+            Ok(h) => workers.push(h),
+            Err(e) => {
+                port.close();
+                workers.into_iter().for_each(|w| drop(w.join()));
+                return Err(format!("cannot start a worker thread: {e}"));
+            }
+        }
+    }
+    Ok(workers)
+}
+
+/// Open loop: posts one packet per message at the instant it is due, round-robin over
+/// the connections, until the run stops.
+fn pace(port: &CompletionPort<Ctx>, shared: &Shared, rate: f64, t0: Instant) {
+    let n = shared.conns.len() as u64;
+    let due_at = |k: u64| Duration::try_from_secs_f64(k as f64 / rate).ok().and_then(|d| t0.checked_add(d));
+    let mut k = 0u64;
+    while !shared.stopping.load(Ordering::Acquire) {
+        // Post what is due, a bounded number at a time so that stopping is seen promptly.
+        let now = Instant::now();
+        for _ in 0..10_000 {
+            match due_at(k) {
+                Some(t) if t <= now => {
+                    if port.post((k % n) as usize, 0, Ctx::Pace(t)).is_err() {
+                        return;
+                    }
+                    k += 1;
+                }
+                Some(_) => break,
+                None => return,
+            }
+        }
+        let Some(next) = due_at(k) else { return };
+        let wait = next.saturating_duration_since(Instant::now()).min(Duration::from_millis(5));
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+/// Messages sent and not yet echoed, over all connections.
+fn outstanding(shared: &Shared) -> usize {
+    shared.conns.iter().map(Conn::outstanding).sum()
+}
+
+/// Shows msgs/s on stderr until the run's end, an interrupt, or every connection failed.
+/// Returns when it stopped and whether it was interrupted.
+fn show_progress(
+    shared: &Shared,
+    t0: Instant,
+    duration: Duration,
+    interrupted: &AtomicBool,
+) -> (Instant, bool) {
+    let end = t0.checked_add(duration);
+    let bar = ProgressBar::new(duration.as_millis().try_into().unwrap_or(u64::MAX));
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed:>4} [{bar:30}] {msg}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let (mut last_t, mut last_n) = (t0, 0u64);
+    let stopped = loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = Instant::now();
+        if interrupted.load(Ordering::Relaxed) {
+            break (now, true);
+        }
+        if end.is_some_and(|e| now >= e) || shared.failed.load(Ordering::Relaxed) == shared.conns.len() {
+            break (now, false);
+        }
+        if now.duration_since(last_t) >= Duration::from_millis(250) {
+            let n = shared.messages.load(Ordering::Relaxed);
+            let rate = (n - last_n) as f64 / now.duration_since(last_t).as_secs_f64();
+            let errors = {
+                let e = lock(&shared.errors);
+                e.mismatches + e.connection
+            };
+            bar.set_message(format!("{rate:.0} msgs/s, {n} messages, {errors} errors"));
+            (last_t, last_n) = (now, n);
+        }
+        bar.set_position(now.duration_since(t0).as_millis().try_into().unwrap_or(u64::MAX));
+    };
+    bar.finish_and_clear();
+    stopped
+}

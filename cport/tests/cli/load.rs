@@ -1,0 +1,134 @@
+//! `cport load` against echo servers that are not ours.
+
+use crate::common::{closed_port, run, run_cport, skip, texts, EchoServer};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `cport load --json` with `args` against `addr`; returns the exit code, the parsed
+/// report and stderr.
+fn load_json(addr: &str, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let mut all = vec!["load", "--addr", addr, "--json"];
+    all.extend_from_slice(args);
+    let out = run_cport(&all);
+    let (stdout, stderr) = texts(&out);
+    let report = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stdout}\nstderr:\n{stderr}"));
+    (out.status.code(), report, stderr)
+}
+
+fn u(report: &serde_json::Value, field: &str) -> u64 {
+    report[field].as_u64().unwrap_or_else(|| panic!("no integer '{field}' in {report}"))
+}
+
+// Closed loop for about a second: every echoed byte is compared with what was sent, and a
+// faithful echo server yields messages and no errors; the JSON report has every field.
+#[test]
+fn load_closed_loop_against_a_std_echo_server_has_no_errors() {
+    let server = EchoServer::start();
+    let args = ["--duration", "1s", "--connections", "8", "--pipeline", "4", "--size", "1000"];
+    let (code, r, stderr) = load_json(&server.addr(), &args);
+    assert_eq!(code, Some(0), "stderr: {stderr}\nreport: {r}");
+    assert_eq!(r["mode"], "closed-loop");
+    assert_eq!((u(&r, "connections"), u(&r, "size"), u(&r, "pipeline")), (8, 1000, 4));
+    assert!(u(&r, "messages") > 0, "{r}");
+    for field in ["errors", "mismatches", "connection_errors", "unanswered", "unsent"] {
+        assert_eq!(u(&r, field), 0, "{field} in {r}");
+    }
+    assert!(r["msgs_per_sec"].as_f64().is_some_and(|x| x > 0.0), "{r}");
+    assert!(r["mib_per_sec"].as_f64().is_some_and(|x| x > 0.0), "{r}");
+    let lat = &r["latency_us"];
+    let (p50, p99, max) = (u(lat, "p50"), u(lat, "p99"), u(lat, "max"));
+    assert!(p50 <= p99 && p99 <= max && u(lat, "p90") <= u(lat, "p99_9"), "{lat}");
+    assert!(r["first_error"].is_null(), "{r}");
+}
+
+// The check is real: a server that flips one byte of each connection's echo is caught,
+// reported with the byte that differed, and the run exits 1.
+#[test]
+fn load_detects_a_corrupted_echo_byte() {
+    let server = EchoServer::start_with(Some(100));
+    let args = ["--duration", "500ms", "--connections", "3", "--size", "64"];
+    let (code, r, stderr) = load_json(&server.addr(), &args);
+    assert_eq!(code, Some(1), "stderr: {stderr}\nreport: {r}");
+    assert_eq!(u(&r, "mismatches"), 3, "one per connection: {r}");
+    // Byte 100 of the stream is byte 36 of message 1.
+    assert!(stderr.contains("message 1 byte 36: expected"), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+}
+
+// Open loop: messages are sent at the requested total rate (not faster), and each is
+// echoed and checked.
+#[test]
+fn load_open_loop_paces_at_the_requested_rate() {
+    let server = EchoServer::start();
+    let args = ["--duration", "1s", "--connections", "4", "--pipeline", "8", "--rate", "2000"];
+    let (code, r, stderr) = load_json(&server.addr(), &args);
+    assert_eq!(code, Some(0), "stderr: {stderr}\nreport: {r}");
+    assert_eq!(r["mode"], "open-loop");
+    assert_eq!(r["target_rate"].as_f64(), Some(2000.0));
+    let (messages, unsent) = (u(&r, "messages"), u(&r, "unsent"));
+    // About 2000 come due in one second; a loaded machine may leave a few unsent, but
+    // pacing never sends more than were due.
+    assert!(messages + unsent >= 1000, "{r}");
+    assert!(messages <= 2500, "sent faster than the rate: {r}");
+    assert_eq!(u(&r, "errors"), 0, "{r}");
+}
+
+// Nothing listening: one clear line on stderr, nothing on stdout, exit status 1.
+#[test]
+fn load_against_a_closed_port_fails_with_one_line() {
+    let addr = closed_port().to_string();
+    let out = run_cport(&["load", "--addr", &addr, "--duration", "1s"]);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert_eq!(stdout, "");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    let want = format!("cport: cannot connect to {addr}: Connection refused (os error 111)");
+    assert_eq!(stderr.trim_end(), want);
+}
+
+/// `socat` echoing through `cat`, killed on drop.
+struct Socat(Child);
+
+impl Drop for Socat {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+// Against socat (`TCP-LISTEN:port,fork,reuseaddr EXEC:cat`), an echo server that shares no
+// code with ours. Skipped, visibly, where socat is not installed.
+#[test]
+fn load_against_socat_echo_has_no_errors() {
+    let available = Command::new("socat").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    if !available.is_ok_and(|s| s.success()) {
+        return skip("load_against_socat_echo_has_no_errors", "socat is not installed");
+    }
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("address").port()
+    };
+    let listen = format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,backlog=64");
+    let child = Command::new("socat")
+        .args([listen.as_str(), "EXEC:cat"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socat starts");
+    let _socat = Socat(child);
+    let addr = format!("127.0.0.1:{port}");
+    let start = Instant::now();
+    while TcpStream::connect(&addr).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "socat did not start listening");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut cmd = crate::common::cport(&["load", "--addr", &addr, "--json", "--duration", "1s"]);
+    let out = run(cmd.args(["--connections", "4", "--pipeline", "2", "--size", "300"]));
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
+    let r: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert!(u(&r, "messages") > 0, "{r}");
+    assert_eq!(u(&r, "errors"), 0, "{r}");
+}
