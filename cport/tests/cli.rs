@@ -13,3 +13,5 @@ mod copy;
 mod load;
 #[path = "cli/usage.rs"]
 mod usage;
+#[path = "cli/serve.rs"]
+mod serve;

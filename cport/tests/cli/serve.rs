@@ -1,4 +1,4 @@
-//! CLI tests of `cport serve`, run against the built binary on 127.0.0.1.
+//! `cport serve`, run as a real process on 127.0.0.1.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -258,4 +258,60 @@ fn serve_max_connections_holds_extra_clients() {
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     c.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"c");
+}
+
+/// `cport load` against `cport serve` for two seconds: every echoed byte checked, no
+/// errors, in closed loop with pipelining and with 4 KiB messages.
+#[test]
+fn serve_and_load_every_byte_checked() {
+    let server = Server::start(&[]);
+    let addr = server.addr.to_string();
+    for args in [
+        ["--connections", "20", "--size", "64", "--pipeline", "4"],
+        ["--connections", "8", "--size", "4K", "--pipeline", "1"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_cport"))
+            .args(["load", "--addr", &addr, "--duration", "1s", "--json"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["errors"], 0, "{report}");
+        assert_eq!(report["mismatches"], 0, "{report}");
+        assert!(report["messages"].as_u64().unwrap() > 100, "{report}");
+    }
+    let (code, out, _) = server.terminate();
+    assert_eq!(code, Some(0));
+    assert!(out.contains("0 errors"), "{out}");
+}
+
+/// SIGTERM while `cport load` is hammering the server: exit 0 within a second, with the
+/// summary line; the load generator sees the connections close and exits on its own.
+#[test]
+fn serve_sigterm_during_load() {
+    let server = Server::start(&[]);
+    let mut load = Command::new(env!("CARGO_BIN_EXE_cport"))
+        .args(["load", "--addr", &server.addr.to_string(), "--duration", "20s", "--connections", "20"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(700));
+    let (code, out, took) = server.terminate();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert!(out.starts_with("cport serve: 20 connections"), "{out}");
+    // The load generator notices (its connections are closed) and ends well before 20 s.
+    let start = Instant::now();
+    loop {
+        if load.try_wait().unwrap().is_some() {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(25) {
+            let _ = load.kill();
+            panic!("cport load did not notice the server going away");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
 }
