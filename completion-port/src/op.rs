@@ -105,6 +105,12 @@ impl<C> SubmitError<C> {
         self.error.kind()
     }
 
+    /// Whether the operation was refused because the port is closed (as opposed to a bad
+    /// argument or an OS error).
+    pub fn is_closed(&self) -> bool {
+        self.error.get_ref().is_some_and(|e| e.is::<crate::Closed>())
+    }
+
     /// Splits into the error, the context and the buffer.
     pub fn into_parts(self) -> (io::Error, C, Option<Vec<u8>>) {
         (self.error, self.context, self.buffer)

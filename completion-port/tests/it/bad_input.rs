@@ -51,6 +51,7 @@ fn h2_socket_operation_on_a_file_is_refused() {
     let file = port.associate(tempfile::tempfile().unwrap(), 1).unwrap();
     let err = file.recv(vec![1, 2, 3], "ctx").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(!err.is_closed());
     assert_eq!(err.context, "ctx");
     assert_eq!(err.buffer.as_deref(), Some(&[1u8, 2, 3][..]));
     assert!(file.send(vec![], "s").is_err());
@@ -99,6 +100,7 @@ fn h2_submission_after_close_is_refused() {
     port.close();
     let err = file.write_at(b"late".to_vec(), 0, "ctx".into()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BrokenPipe);
+    assert!(err.is_closed());
     let (e, ctx, buf) = err.into_parts();
     assert!(e.to_string().contains("closed"));
     assert_eq!((ctx.as_str(), buf.as_deref()), ("ctx", Some(&b"late"[..])));
