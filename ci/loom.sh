@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # loom model tests of the port core (completion-port/tests/loom.rs): hand-off, LIFO
-# release, concurrency accounting, close and drain, explored over every interleaving
-# within the bounds below. Runnable by hand from anywhere in the repository.
+# release, concurrency accounting, close and drain, and the poller protocol with I/O
+# attached (against the model kernel of completion-port/src/sys/fake.rs, which exists
+# only under --cfg loom), explored over every interleaving within the bounds below.
+# Runnable by hand from anywhere in the repository; arguments go to the test harness
+# (a test name filter, or --include-ignored to run the models that are ignored until a
+# bug they found is fixed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,8 +18,8 @@ export RUSTFLAGS="--cfg loom"
 # - LOOM_MAX_PREEMPTIONS=2: explore every interleaving with at most two forced thread
 #   switches (plus every switch where a thread blocks or yields). Bugs in small
 #   concurrent protocols almost always show within two preemptions (loom's guidance).
-#   On the 2-core dev machine the whole suite explores in under a second at 2, about 3 s
-#   at 3 and about 30 s at 4 (all pass); for a deeper run by hand:
+#   On the 2-core dev machine the whole suite explores in about a second at 2, about 25 s
+#   at 3 and about 3 minutes at 4 (all pass); for a deeper run by hand:
 #   LOOM_MAX_PREEMPTIONS=4 bash ci/loom.sh. CI never sets it, so CI runs with 2.
 # - LOOM_MAX_BRANCHES=1000 (loom's default, pinned here): the most scheduling decisions
 #   in one execution before loom fails it. The spin-until-parked loops (until_waiting,

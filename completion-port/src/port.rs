@@ -271,6 +271,57 @@ impl<C: Send + 'static> CompletionPort<C> {
         self.inner.driver.get()
     }
 
+    /// loom test hook: a port whose backend is the model kernel of `sys/fake.rs`, as
+    /// after a first `associate`, so that the poller protocol runs as with I/O attached.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn with_fake_backend(concurrency: usize) -> Self {
+        let port = Self::new(concurrency);
+        port.install_fake_backend();
+        port
+    }
+
+    /// loom test hook: gives this port the model kernel of `sys/fake.rs` as its backend,
+    /// exactly as the first `associate` installs a real one in [`driver`](Self::driver),
+    /// possibly while threads wait in `get`. Does nothing if the port has a backend.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn install_fake_backend(&self) {
+        if self.inner.driver.set(Driver::fake()).is_err() {
+            return;
+        }
+        let woken = {
+            let mut st = lock(&self.inner.state);
+            st.has_driver = true;
+            st.release(self.inner.concurrency)
+        };
+        wake_all(woken);
+    }
+
+    #[cfg(loom)]
+    fn fake_kernel(&self) -> &crate::sys::fake::Fake<C> {
+        match self.inner.driver.get().and_then(Driver::as_fake) {
+            Some(f) => f,
+            None => panic!("a loom test hook was called on a port made without with_fake_backend"),
+        }
+    }
+
+    /// loom test hook: an I/O operation completes in the model kernel with `bytes`
+    /// transferred. Its packet reaches the port only through the poller (or `drain`).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn fake_complete(&self, key: usize, bytes: usize, context: C) {
+        self.fake_kernel().complete(key, bytes, context);
+    }
+
+    /// loom test hook: an I/O operation enters the model kernel and stays in flight until
+    /// `close` cancels it (its packet then carries `ECANCELED`).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn fake_submit(&self, key: usize, context: C) {
+        self.fake_kernel().submit_pending(key, context);
+    }
+
     /// Runs `f`; operations this thread submits inside it are handed to the kernel with one
     /// system call when `f` returns, instead of one call each. Nested batches submit at the
     /// end of the outermost one. Without a backend (no handle associated yet) this simply
@@ -416,7 +467,6 @@ impl<C: Send + 'static> CompletionPort<C> {
         let id = self.id();
         // Calling `get` again ends this thread's running period (P9).
         let was_counted = assoc::begin_wait(id);
-        let driver = self.existing_driver();
         let mut reaped = Vec::new();
         let mut polled_after_deadline = false;
         let mut st = lock(&self.inner.state);
@@ -447,7 +497,9 @@ impl<C: Send + 'static> CompletionPort<C> {
                 return Ok(n);
             }
             let expired = poll_only || deadline.is_some_and(|d| Instant::now() >= d);
-            if let Some(drv) = driver {
+            // Looked up on every pass, under the lock: a copy taken when the call began
+            // would miss a backend installed (first `associate`) while this thread waited.
+            if let Some(drv) = self.existing_driver() {
                 if st.has_driver && !st.polling && st.running < concurrency && !polled_after_deadline {
                     // Become the poller: wait in the kernel (or just look, if out of time).
                     st.polling = true;
@@ -462,8 +514,12 @@ impl<C: Send + 'static> CompletionPort<C> {
                     // Counted as delivered only once queued, so `drain` never misses them.
                     drv.delivered(n);
                     if let Err(e) = r {
+                        // Not expected from a healthy ring. Stay a candidate poller (parking
+                        // now would leave nobody reading the kernel), but back off briefly.
                         tracing::error!(error = %e, "waiting for I/O completions failed");
-                        polled_after_deadline = true;
+                        drop(st);
+                        std::thread::sleep(Duration::from_millis(1));
+                        st = lock(&self.inner.state);
                     }
                     continue;
                 }
@@ -578,7 +634,9 @@ impl<C: Send + 'static> CompletionPort<C> {
         self.close();
         if let Some(drv) = self.existing_driver() {
             let mut reaped = Vec::new();
+            let mut reaped_here = false;
             while drv.in_flight() > 0 {
+                reaped_here = true;
                 let slice = Instant::now() + Duration::from_millis(50);
                 if let Err(e) = drv.wait(Some(slice), &mut reaped) {
                     tracing::warn!(error = %e, "waiting for cancelled operations");
@@ -587,6 +645,13 @@ impl<C: Send + 'static> CompletionPort<C> {
                 let n = reaped.len();
                 lock(&self.inner.state).queue.extend(reaped.drain(..));
                 drv.delivered(n);
+            }
+            // Reaping here may have consumed the wake-up that `close` sent to the poller
+            // before it entered the kernel; it would then wait there forever. The port is
+            // closed, so nobody becomes the poller any more: if a thread still is one,
+            // wake it again, now that this call reaps no more.
+            if reaped_here && lock(&self.inner.state).polling {
+                drv.wake();
             }
         }
         let mut st = lock(&self.inner.state);

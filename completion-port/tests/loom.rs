@@ -1,5 +1,7 @@
 //! loom model tests of the port core: hand-off, LIFO release, concurrency accounting,
-//! close and drain. Every test names the rule of `IOCP.md` it checks.
+//! close and drain; and of the poller protocol with I/O attached (one thread waits in the
+//! kernel, the others park), against the model kernel of `src/sys/fake.rs`. Every test
+//! names the rule of `IOCP.md` it checks.
 //!
 //! Run through `ci/loom.sh`, which builds with `--cfg loom` (the crate's `sync` shim then
 //! uses loom's `Mutex`, `Arc`, thread-locals and a `Mutex` + `Condvar` parker) and pins
@@ -15,7 +17,7 @@
 #![cfg(loom)]
 
 use completion_port::{Completion, CompletionPort, GetError, PostError};
-use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use loom::sync::{Arc, Notify};
 use loom::thread;
 use std::time::Duration;
@@ -463,6 +465,288 @@ fn drop_frees_queued_contexts() {
         };
         drop(port);
         poster.join().unwrap();
+        assert_eq!(Arc::strong_count(&live), 1);
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// The poller protocol (docs/design.md, "I/O: the poller"), against the model kernel of
+// `completion-port/src/sys/fake.rs`: with a backend, one thread in `get` waits in the
+// kernel (the poller) and the others park. `fake_complete` is an I/O completion arriving
+// from the kernel: it reaches the port only through the poller (or `drain`), never through
+// `post`. A stall (a thread left waiting with its packet somewhere else) shows up as a
+// loom deadlock; the models must terminate.
+// ---------------------------------------------------------------------------------------
+
+/// A port with the model kernel as its backend, as after a first `associate`.
+fn io_port(concurrency: usize) -> CompletionPort<Token> {
+    CompletionPort::with_fake_backend(concurrency)
+}
+
+/// Operation `id` completes in the kernel: key `id`, `100 + id` bytes, context `id`.
+fn kernel_complete(port: &CompletionPort<Token>, id: usize, live: &Arc<()>) {
+    port.fake_complete(id, 100 + id, token(id, live));
+}
+
+/// Spins until `n` threads hold a packet (count as running).
+fn until_holding<C: Send + 'static>(port: &CompletionPort<C>, n: usize) {
+    while port.running() < n {
+        thread::yield_now();
+    }
+}
+
+/// A thread that calls `get(None)` once and returns the context id, or `None` if closed.
+fn io_getter(port: &CompletionPort<Token>) -> thread::JoinHandle<Option<usize>> {
+    let port = port.clone();
+    thread::spawn(move || match port.get(None) {
+        Ok(p) => {
+            assert_eq!((p.key, p.bytes().unwrap()), (p.context.id, 100 + p.context.id));
+            Some(p.context.id)
+        }
+        Err(e) => {
+            assert_eq!(e, GetError::Closed);
+            None
+        }
+    })
+}
+
+// IOCP.md P7 (poller), P2: one thread in `get(None)` (it becomes the poller) and one
+// kernel completion racing its call: the completion is delivered to it exactly once, with
+// its key, byte count and context unchanged, and nothing is left behind.
+#[test]
+fn poller_delivers_a_kernel_completion() {
+    loom::model(|| {
+        let port = io_port(1);
+        let live = Arc::new(());
+        let getter = {
+            let port = port.clone();
+            thread::spawn(move || {
+                let p = port.get(None).unwrap();
+                (p.key, p.bytes().unwrap(), p.context.id)
+            })
+        };
+        kernel_complete(&port, 1, &live);
+        assert_eq!(getter.join().unwrap(), (1, 101, 1));
+        assert!(port.drain().is_empty(), "a kernel completion was delivered and also left queued");
+        drop(port);
+        assert_eq!(Arc::strong_count(&live), 1);
+    });
+}
+
+// IOCP.md P7 (poller), P6: two threads in `get(None)` (one polls the kernel, the other
+// parks) and two kernel completions racing them. Both are delivered, each exactly once,
+// and nobody is left waiting: the poller takes the first and either hands the second to
+// the parked thread or makes it the next poller.
+#[test]
+fn poller_and_parked_thread_two_kernel_completions() {
+    loom::model(|| {
+        let port = io_port(2);
+        let live = Arc::new(());
+        let (a, b) = (io_getter(&port), io_getter(&port));
+        kernel_complete(&port, 1, &live);
+        kernel_complete(&port, 2, &live);
+        let seen: Vec<usize> = [a.join().unwrap(), b.join().unwrap()].into_iter().flatten().collect();
+        assert_exactly_once(seen, 2);
+        assert!(port.drain().is_empty());
+        drop(port);
+        assert_eq!(Arc::strong_count(&live), 1);
+    });
+}
+
+// IOCP.md P7 (poller), P2: a `post` races a kernel completion, with two threads in
+// `get(None)`. The post goes to a parked thread, or to the queue with the poller woken out
+// of the kernel; the kernel completion goes through the poller. Each packet is delivered
+// exactly once and neither thread is left waiting.
+#[test]
+fn post_races_kernel_completion() {
+    loom::model(|| {
+        let port = io_port(2);
+        let live = Arc::new(());
+        let (a, b) = (io_getter(&port), io_getter(&port));
+        let poster = {
+            let (port, t) = (port.clone(), token(1, &live));
+            thread::spawn(move || port.post(1, 101, t).unwrap())
+        };
+        kernel_complete(&port, 2, &live);
+        poster.join().unwrap();
+        let seen: Vec<usize> = [a.join().unwrap(), b.join().unwrap()].into_iter().flatten().collect();
+        assert_exactly_once(seen, 2);
+        assert!(port.drain().is_empty());
+        drop(port);
+        assert_eq!(Arc::strong_count(&live), 1);
+    });
+}
+
+// IOCP.md P7 (poller), P6, P9: A polls, B is parked. A kernel completion comes; A (the
+// poller, awake and hot) takes it and leaves (then exits, which ends its running period).
+// A second completion comes later: B must have been promoted to poller and receive it,
+// else it waits forever beside a completion nobody reaps (a loom deadlock). With
+// concurrency 2, A's own `get` promotes B; with concurrency 1, only A's exit can.
+#[test]
+fn parked_thread_is_promoted_when_the_poller_leaves() {
+    for concurrency in [1, 2] {
+        loom::model(move || {
+            let port = io_port(concurrency);
+            let live = Arc::new(());
+            let a = io_getter(&port);
+            until_waiting(&port, 1); // A is the poller
+            let b = io_getter(&port);
+            until_waiting(&port, 2); // B is parked
+            kernel_complete(&port, 1, &live);
+            assert_eq!(a.join().unwrap(), Some(1), "the poller takes the first completion (P6)");
+            kernel_complete(&port, 2, &live);
+            assert_eq!(b.join().unwrap(), Some(2));
+            assert!(port.drain().is_empty());
+            drop(port);
+            assert_eq!(Arc::strong_count(&live), 1);
+        });
+    }
+}
+
+// IOCP.md P8, P10 (poller): one operation is in flight; A polls, B is parked; `close` races
+// a kernel completion. Both threads return `Closed` (A may instead take the completion if
+// it arrived first); the operation still in flight is cancelled, and `drain` returns its
+// packet (with `ECANCELED`) and the completion if no thread took it, each exactly once.
+#[test]
+fn close_with_a_poller_and_a_parked_thread() {
+    loom::model(|| {
+        let port = io_port(2);
+        let live = Arc::new(());
+        port.fake_submit(1, token(1, &live));
+        let a = io_getter(&port);
+        until_waiting(&port, 1); // A is the poller
+        let b = io_getter(&port);
+        until_waiting(&port, 2); // B is parked
+        let kernel = {
+            let (port, live) = (port.clone(), Arc::clone(&live));
+            thread::spawn(move || kernel_complete(&port, 2, &live))
+        };
+        port.close();
+        let (ra, rb) = (a.join().unwrap(), b.join().unwrap());
+        kernel.join().unwrap();
+        assert!(matches!(ra, None | Some(2)), "A returned {ra:?}");
+        assert_eq!(rb, None, "B must return Closed");
+        let drained = port.drain();
+        for p in &drained {
+            assert_eq!(p.is_cancelled(), p.context.id == 1, "only the in-flight operation is cancelled");
+        }
+        let mut seen = ids(drained);
+        seen.extend(ra);
+        assert_exactly_once(seen, 2);
+        assert_closed_after(&port, &live);
+    });
+}
+
+// IOCP.md P8, P10 (poller): as above, but the application calls `drain` (which closes the
+// port, waits for the cancelled operation and takes the queue) while one thread polls and
+// the other is parked. Both threads must still return `Closed`: `drain` reaps the kernel's
+// completions itself, and must not leave the poller waiting for a wake-up it consumed.
+//
+// A regression model: loom found a stall here before the fix. The poller has set `polling`
+// and dropped the port lock but not yet entered the kernel; `close` sees `polling` and
+// sends its wake-up; `drain` then reaps everything, the wake-up included; the poller enters
+// the kernel and waits forever. The fix: at the end of `drain`, if it reaped and a thread
+// still polls, wake it again.
+#[test]
+fn drain_with_a_poller_and_a_parked_thread() {
+    loom::model(|| {
+        let port = io_port(2);
+        let live = Arc::new(());
+        port.fake_submit(1, token(1, &live));
+        let (a, b) = (io_getter(&port), io_getter(&port));
+        until_waiting(&port, 2); // one polls, the other is parked
+        let drained = port.drain();
+        assert_eq!(a.join().unwrap(), None, "A must return Closed");
+        assert_eq!(b.join().unwrap(), None, "B must return Closed");
+        assert_eq!(drained.len(), 1);
+        assert!(drained[0].is_cancelled());
+        assert_eq!(ids(drained), [1]);
+        assert_closed_after(&port, &live);
+    });
+}
+
+// IOCP.md P9 (poller): concurrency 1. A takes a kernel completion and holds the only slot;
+// B waits. A second completion arriving meanwhile is delivered to nobody (it waits: no
+// thread even polls for it) until A calls `get` again; then A, the most recent waiter
+// (P6), receives it, and B never gets a packet: it returns `Closed` at the end.
+#[test]
+fn concurrency_one_kernel_completion_waits_for_the_holder() {
+    loom::model(|| {
+        let port = io_port(1);
+        let live = Arc::new(());
+        // A flag, not a `Notify`: loom's `Notify::wait` may return spuriously.
+        let go = Arc::new(AtomicBool::new(false));
+        let a = {
+            let (port, go) = (port.clone(), Arc::clone(&go));
+            thread::spawn(move || {
+                let first = port.get(None).unwrap().context.id;
+                while !go.load(SeqCst) {
+                    thread::yield_now(); // holds its slot until the main thread has checked
+                }
+                let second = port.get(None).unwrap().context.id;
+                (first, second)
+            })
+        };
+        until_waiting(&port, 1); // A is the poller
+        let b = io_getter(&port);
+        until_waiting(&port, 2); // B is parked
+        kernel_complete(&port, 1, &live);
+        until_holding(&port, 1); // A holds packet 1
+        kernel_complete(&port, 2, &live);
+
+        assert_eq!(port.running(), 1, "a second thread runs beside the holder");
+        assert_eq!(port.waiting(), 1, "B must stay parked, and nobody polls while the limit is reached");
+        assert_eq!(port.queued(), 0, "nobody reaps the kernel while the limit is reached");
+        go.store(true, SeqCst);
+        assert_eq!(a.join().unwrap(), (1, 2));
+        port.close();
+        assert_eq!(b.join().unwrap(), None, "B must not have received a packet");
+        assert_closed_after(&port, &live);
+    });
+}
+
+// IOCP.md P7 (poller), H1: a thread parked in `get(None)` before the port had a backend
+// (no handle associated yet). The first association installs the backend and must make a
+// waiting thread the poller (`driver()` calls `release` for this): a kernel completion
+// then reaches the thread. A thread left parked beside an unreaped completion is a stall.
+//
+// A regression model: loom found a stall here before the fix. `wait_into` copied
+// `existing_driver()` once, when the call began (`None` here), so the thread that
+// `driver()`'s `release` promoted to poller went back to parking with `polling` false, and
+// nobody reaped the kernel. The fix: look the driver up inside the loop, under the lock.
+#[test]
+fn backend_installed_while_a_thread_waits() {
+    loom::model(|| {
+        let port: CompletionPort<Token> = CompletionPort::new(1);
+        let live = Arc::new(());
+        let a = io_getter(&port);
+        until_waiting(&port, 1); // parked, with no backend to poll
+        port.install_fake_backend(); // the first `associate`
+        kernel_complete(&port, 1, &live);
+        assert_eq!(a.join().unwrap(), Some(1));
+        assert!(port.drain().is_empty());
+        drop(port);
+        assert_eq!(Arc::strong_count(&live), 1);
+    });
+}
+
+// IOCP.md P7 (poller), H1: as above, but the first association races the thread's call
+// to `get`: whichever comes first, the thread must end up polling and get the completion.
+// A regression model, for the same stall as the test above.
+#[test]
+fn backend_installed_while_a_thread_calls_get() {
+    loom::model(|| {
+        let port: CompletionPort<Token> = CompletionPort::new(1);
+        let live = Arc::new(());
+        let a = io_getter(&port);
+        // The backend lives in a `OnceLock`, which loom does not see: without this
+        // scheduling point, loom would never run the getter before the installation.
+        thread::yield_now();
+        port.install_fake_backend(); // the first `associate`
+        kernel_complete(&port, 1, &live);
+        assert_eq!(a.join().unwrap(), Some(1));
+        assert!(port.drain().is_empty());
+        drop(port);
         assert_eq!(Arc::strong_count(&live), 1);
     });
 }

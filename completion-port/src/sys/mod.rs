@@ -22,6 +22,9 @@
 //! Today there is one backend, io_uring ([`uring`]). The readiness fallback (epoll) and a
 //! native Windows backend would slot in as further variants of [`Driver`], chosen at run
 //! time by [`Backend`](crate::Backend).
+//!
+//! Under `--cfg loom` there is also a model backend ([`fake`]), for the loom tests of the
+//! poller protocol; it does no I/O.
 
 use crate::completion::Completion;
 use crate::error::Closed;
@@ -32,6 +35,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub(crate) mod eager;
+#[cfg(loom)]
+pub(crate) mod fake;
 pub(crate) mod uring;
 
 /// One operation as the front end hands it to a backend.
@@ -47,6 +52,9 @@ pub(crate) struct OpData<C> {
 pub(crate) enum Driver<C> {
     /// Linux io_uring.
     Uring(uring::Uring<C>),
+    /// The loom model kernel (tests only).
+    #[cfg(loom)]
+    Fake(fake::Fake<C>),
 }
 
 /// A backend's reference to an operation in flight, for cancellation. It never keeps the
@@ -62,10 +70,27 @@ impl<C: Send + 'static> Driver<C> {
         uring::Uring::new().map(Driver::Uring)
     }
 
+    /// The loom model backend.
+    #[cfg(loom)]
+    pub(crate) fn fake() -> Self {
+        Driver::Fake(fake::Fake::new())
+    }
+
+    /// The loom model backend, for the test hooks; `None` for a real one.
+    #[cfg(loom)]
+    pub(crate) fn as_fake(&self) -> Option<&fake::Fake<C>> {
+        match self {
+            Driver::Fake(k) => Some(k),
+            Driver::Uring(_) => None,
+        }
+    }
+
     /// The backend's name, for logs and reports.
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Driver::Uring(_) => "io_uring",
+            #[cfg(loom)]
+            Driver::Fake(_) => "loom fake",
         }
     }
 
@@ -74,6 +99,8 @@ impl<C: Send + 'static> Driver<C> {
     pub(crate) fn submit(&self, op: OpData<C>, defer: bool) -> Result<OpRef<C>, SubmitError<C>> {
         match self {
             Driver::Uring(u) => u.submit(op, defer).map(OpRef::Uring),
+            #[cfg(loom)]
+            Driver::Fake(k) => Err(k.submit(op)),
         }
     }
 
@@ -81,42 +108,56 @@ impl<C: Send + 'static> Driver<C> {
     pub(crate) fn flush(&self) {
         match self {
             Driver::Uring(u) => u.flush(),
+            #[cfg(loom)]
+            Driver::Fake(k) => k.flush(),
         }
     }
 
     pub(crate) fn wait(&self, deadline: Option<Instant>, out: &mut Vec<Completion<C>>) -> io::Result<()> {
         match self {
             Driver::Uring(u) => u.wait(deadline, out),
+            #[cfg(loom)]
+            Driver::Fake(k) => k.wait(deadline, out),
         }
     }
 
     pub(crate) fn peek(&self, out: &mut Vec<Completion<C>>) -> io::Result<()> {
         match self {
             Driver::Uring(u) => u.peek(out),
+            #[cfg(loom)]
+            Driver::Fake(k) => k.peek(out),
         }
     }
 
     pub(crate) fn wake(&self) {
         match self {
             Driver::Uring(u) => u.wake(),
+            #[cfg(loom)]
+            Driver::Fake(k) => k.wake(),
         }
     }
 
     pub(crate) fn cancel(&self, op: &OpRef<C>) -> io::Result<()> {
         match (self, op) {
             (Driver::Uring(u), OpRef::Uring(op)) => u.cancel(op),
+            #[cfg(loom)]
+            (Driver::Fake(k), _) => k.cancel(),
         }
     }
 
     pub(crate) fn cancel_fd(&self, handle: &HandleShared) -> io::Result<()> {
         match self {
             Driver::Uring(u) => u.cancel_fd(handle),
+            #[cfg(loom)]
+            Driver::Fake(k) => k.cancel(),
         }
     }
 
     pub(crate) fn close(&self) {
         match self {
             Driver::Uring(u) => u.close(),
+            #[cfg(loom)]
+            Driver::Fake(k) => k.close(),
         }
     }
 
@@ -124,6 +165,8 @@ impl<C: Send + 'static> Driver<C> {
     pub(crate) fn in_flight(&self) -> usize {
         match self {
             Driver::Uring(u) => u.in_flight(),
+            #[cfg(loom)]
+            Driver::Fake(k) => k.in_flight(),
         }
     }
 
@@ -131,6 +174,8 @@ impl<C: Send + 'static> Driver<C> {
     pub(crate) fn delivered(&self, n: usize) {
         match self {
             Driver::Uring(u) => u.delivered(n),
+            #[cfg(loom)]
+            Driver::Fake(k) => k.delivered(n),
         }
     }
 
@@ -138,6 +183,8 @@ impl<C: Send + 'static> Driver<C> {
     pub(crate) fn batch<R>(&self, f: impl FnOnce() -> R) -> R {
         match self {
             Driver::Uring(u) => u.batch(f),
+            #[cfg(loom)]
+            Driver::Fake(k) => k.batch(f),
         }
     }
 }

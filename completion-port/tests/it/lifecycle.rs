@@ -298,3 +298,39 @@ fn h2_deferred_submissions_are_never_stranded() {
     peer.write_all(b"three").unwrap();
     assert_eq!(waiter.join().unwrap(), "before queued get");
 }
+
+// IOCP.md P7 (regression, found by the loom poller models): a thread already waiting in
+// `get` when the first handle is associated becomes the poller and receives I/O packets.
+#[test]
+fn p7_waiter_from_before_the_first_associate_receives_io() {
+    let port = CompletionPort::<&str>::new(2);
+    let p2 = port.clone();
+    let getter = thread::spawn(move || p2.get(Some(crate::common::PROMPT)).map(|p| p.context));
+    wait_until(crate::common::PROMPT, "the getter waits", || port.waiting() == 1);
+    let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let a_addr = a.local_addr().unwrap();
+    let a = port.associate(a, 1).unwrap();
+    a.recv_from(Vec::with_capacity(16), "datagram").unwrap();
+    b.send_to(b"x", a_addr).unwrap();
+    assert_eq!(getter.join().unwrap(), Ok("datagram"));
+}
+
+// IOCP.md P8, P10 (regression, found by the loom poller models): `drain` while another
+// thread polls the kernel must not swallow the wake-up that `close` sent it.
+#[test]
+fn p10_drain_while_a_thread_polls_wakes_it() {
+    for _ in 0..200 {
+        let port = CompletionPort::<u8>::new(2);
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let h = port.associate(s, 1).unwrap();
+        h.recv_from(Vec::with_capacity(8), 1).unwrap();
+        let p2 = port.clone();
+        let poller = thread::spawn(move || p2.get(None));
+        wait_until(crate::common::PROMPT, "the getter polls", || port.waiting() == 1);
+        let drained = port.drain();
+        assert_eq!(drained.len(), 1);
+        assert!(drained[0].is_cancelled());
+        assert_eq!(poller.join().unwrap().unwrap_err(), GetError::Closed);
+    }
+}
