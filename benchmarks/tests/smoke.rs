@@ -1,0 +1,48 @@
+//! Smoke tests: each benchmark binary runs briefly and prints its summary. fio is not
+//! needed (only the port and raw io_uring variants run), so these pass on CI machines
+//! without it.
+
+use std::process::Command;
+
+fn run(bin: &str, args: &[&str]) -> String {
+    let out = Command::new(bin).args(args).output().expect("the benchmark binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{bin} failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+#[test]
+fn pingpong_runs_every_variant() {
+    let out = run(env!("CARGO_BIN_EXE_pingpong"), &["--seconds", "0.05", "--rounds", "1"]);
+    for v in ["port", "port-nobatch", "raw", "raw-dt"] {
+        assert!(out.contains(&format!("round=1 {v} ")), "{v} missing from:\n{out}");
+    }
+    assert!(out.contains("port/raw"), "{out}");
+}
+
+#[test]
+fn randread_runs_the_port_variants() {
+    let dir = std::env::temp_dir().join(format!("cport-bench-smoke-{}", std::process::id()));
+    let file = dir.to_string_lossy().into_owned();
+    let out = run(
+        env!("CARGO_BIN_EXE_randread"),
+        &[
+            "--file",
+            &file,
+            "--size-mib",
+            "4",
+            "--seconds",
+            "0.05",
+            "--rounds",
+            "1",
+            "--variants",
+            "port,port-nobatch",
+        ],
+    );
+    let _ = std::fs::remove_file(&dir);
+    for d in ["depth=1 ", "depth=32 "] {
+        let found = out.lines().any(|l| l.contains(d) && l.contains("round=1 port ") && l.contains("IOPS"));
+        assert!(found, "{d}port missing from:\n{out}");
+    }
+    assert!(out.contains("port-nobatch"), "{out}");
+}
