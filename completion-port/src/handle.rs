@@ -290,7 +290,7 @@ impl<C: Send + 'static> Handle<C> {
     ///
     /// `InvalidInput` if the handle is not a stream or datagram socket.
     pub fn connect(&self, addr: SocketAddr, context: C) -> Result<OpId<C>, SubmitError<C>> {
-        self.submit(Request::Connect { addr: SockAddr::from(addr) }, None, context)
+        self.submit(Request::Connect { addr: Box::new(SockAddr::from(addr)) }, None, context)
     }
 
     /// Receives into `buf`, up to its capacity (`recv`; N2). The peer closing gracefully
@@ -399,7 +399,7 @@ impl<C: Send + 'static> Handle<C> {
     ///
     /// As [`recv_from`](Self::recv_from).
     pub fn send_to(&self, buf: Vec<u8>, addr: SocketAddr, context: C) -> Result<OpId<C>, SubmitError<C>> {
-        self.submit(Request::SendTo { addr: SockAddr::from(addr) }, Some(buf), context)
+        self.submit(Request::SendTo { addr: Box::new(SockAddr::from(addr)) }, Some(buf), context)
     }
 
     /// Requests cancellation of one operation and returns at once (`CancelIoEx` with an

@@ -25,7 +25,7 @@ pub(crate) enum Request {
     /// `accept4(fd, &addr, &len, SOCK_CLOEXEC)`.
     Accept,
     /// `connect(fd, addr)`.
-    Connect { addr: SockAddr },
+    Connect { addr: Box<SockAddr> },
     /// `recv(fd, buf, buf.capacity(), 0)`; a zero-capacity buffer is `poll(fd, POLLIN)`
     /// instead, which completes when data is readable without consuming it (IOCP.md N6).
     Recv,
@@ -36,7 +36,7 @@ pub(crate) enum Request {
     /// `recvmsg(fd, {buf, &addr}, 0)`.
     RecvFrom,
     /// `sendmsg(fd, {buf, addr}, MSG_NOSIGNAL)`.
-    SendTo { addr: SockAddr },
+    SendTo { addr: Box<SockAddr> },
 }
 
 impl Request {

@@ -138,6 +138,25 @@ impl<C> Waiter<C> {
     }
 }
 
+/// Where a wait puts the packets it takes: the caller's vector (`get_many`), or a single
+/// slot (`get`, which then allocates nothing).
+trait Sink<C> {
+    fn put(&mut self, packet: Completion<C>);
+}
+
+impl<C> Sink<C> for Vec<Completion<C>> {
+    fn put(&mut self, packet: Completion<C>) {
+        self.push(packet);
+    }
+}
+
+impl<C> Sink<C> for Option<Completion<C>> {
+    fn put(&mut self, packet: Completion<C>) {
+        debug_assert!(self.is_none(), "a single get took two packets");
+        *self = Some(packet);
+    }
+}
+
 /// Waiters to wake once the port lock is released. Waking under the lock would make the
 /// woken thread contend for it at once.
 type Woken<C> = Vec<Arc<Waiter<C>>>;
@@ -154,6 +173,9 @@ impl<C> State<C> {
     /// polling, makes the most recent waiter the poller.
     fn release(&mut self, concurrency: usize) -> Woken<C> {
         let mut woken = Vec::new();
+        if self.waiters.is_empty() {
+            return woken; // the common case on a busy port: nothing to hand or promote
+        }
         while self.running < concurrency && !self.queue.is_empty() {
             let Some(w) = self.waiters.pop() else { break };
             let Some(packet) = self.queue.pop_front() else { break };
@@ -171,9 +193,11 @@ impl<C> State<C> {
     }
 
     /// Moves up to `max` queued packets into `out`, oldest first.
-    fn take_into(&mut self, out: &mut Vec<Completion<C>>, max: usize) -> usize {
+    fn take_into(&mut self, out: &mut impl Sink<C>, max: usize) -> usize {
         let n = max.min(self.queue.len());
-        out.extend(self.queue.drain(..n));
+        for packet in self.queue.drain(..n) {
+            out.put(packet);
+        }
         n
     }
 }
@@ -324,11 +348,13 @@ impl<C: Send + 'static> CompletionPort<C> {
 
     /// Runs `f`; operations this thread submits inside it are handed to the kernel with one
     /// system call when `f` returns, instead of one call each. Nested batches submit at the
-    /// end of the outermost one. Without a backend (no handle associated yet) this simply
-    /// runs `f`.
+    /// end of the outermost one. On a worker thread (one that holds a packet from this
+    /// port) they are handed over at its next `get` instead, in the same system call that
+    /// waits (see `docs/design.md`). Without a backend (no handle associated yet) this
+    /// simply runs `f`.
     pub fn batch<R>(&self, f: impl FnOnce() -> R) -> R {
         match self.existing_driver() {
-            Some(d) => d.batch(f),
+            Some(d) => d.batch(self.is_worker_thread(), f),
             None => f(),
         }
     }
@@ -396,9 +422,9 @@ impl<C: Send + 'static> CompletionPort<C> {
     /// A packet whose operation failed is **not** an error here: it is returned as
     /// `Ok(completion)` with `completion.result` holding the OS error.
     pub fn get(&self, timeout: Option<Duration>) -> Result<Completion<C>, GetError> {
-        let mut out = Vec::with_capacity(1);
+        let mut out = None;
         self.wait_into(&mut out, 1, timeout)?;
-        out.pop().ok_or(GetError::TimedOut)
+        out.ok_or(GetError::TimedOut)
     }
 
     /// Removes up to `max` packets in FIFO order in one call
@@ -457,7 +483,7 @@ impl<C: Send + 'static> CompletionPort<C> {
 
     fn wait_into(
         &self,
-        out: &mut Vec<Completion<C>>,
+        out: &mut impl Sink<C>,
         max: usize,
         timeout: Option<Duration>,
     ) -> Result<usize, GetError> {
@@ -571,10 +597,10 @@ impl<C: Send + 'static> CompletionPort<C> {
     }
 
     /// A parked thread was handed a packet (and counted as running by the hander).
-    fn handed(&self, me: &Waiter<C>, out: &mut Vec<Completion<C>>, max: usize) -> usize {
+    fn handed(&self, me: &Waiter<C>, out: &mut impl Sink<C>, max: usize) -> usize {
         let mut n = 0;
         if let Some(packet) = lock(&me.slot).take() {
-            out.push(packet);
+            out.put(packet);
             n = 1;
         }
         if max > n {

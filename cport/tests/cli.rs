@@ -11,7 +11,7 @@ mod common;
 mod copy;
 #[path = "cli/load.rs"]
 mod load;
-#[path = "cli/usage.rs"]
-mod usage;
 #[path = "cli/serve.rs"]
 mod serve;
+#[path = "cli/usage.rs"]
+mod usage;

@@ -179,12 +179,13 @@ impl<C: Send + 'static> Driver<C> {
         }
     }
 
-    /// Runs `f` with submissions from this thread batched into one kernel call at the end.
-    pub(crate) fn batch<R>(&self, f: impl FnOnce() -> R) -> R {
+    /// Runs `f` with submissions from this thread batched into one kernel call at the end
+    /// (or, with `defer_end`, at the calling worker's next `get`).
+    pub(crate) fn batch<R>(&self, defer_end: bool, f: impl FnOnce() -> R) -> R {
         match self {
-            Driver::Uring(u) => u.batch(f),
+            Driver::Uring(u) => u.batch(defer_end, f),
             #[cfg(loom)]
-            Driver::Fake(k) => k.batch(f),
+            Driver::Fake(k) => k.batch(f), // defer_end: nothing is deferred by the fake
         }
     }
 }

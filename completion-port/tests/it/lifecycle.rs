@@ -71,6 +71,8 @@ fn h5_cancel_after_completion_keeps_the_real_result() {
 #[test]
 fn h6_h7_descriptor_reuse_never_sees_old_packets() {
     let port = CompletionPort::<&str>::new(1);
+    // Made first: made after the number is freed, it could take the number itself.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let (old, _old_peer) = pair(&port, 100);
     let number = old.as_raw_fd();
     old.recv(Vec::with_capacity(8), "old").unwrap();
@@ -85,7 +87,6 @@ fn h6_h7_descriptor_reuse_never_sees_old_packets() {
     // Now open sockets until one reuses the number (others may run in parallel).
     // Tests run in parallel in this process and take numbers too, so keep trying (holding
     // the sockets we get, to move past them) until one of ours lands on the number.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let deadline = std::time::Instant::now() + PROMPT;
     let mut held = Vec::new();
     let (new, mut new_peer) = loop {

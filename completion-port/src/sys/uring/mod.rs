@@ -57,9 +57,11 @@ const SQ_ENTRIES: u32 = 1024;
 const CQ_ENTRIES: u32 = 8192;
 
 thread_local! {
-    /// Depth of `batch` sections on this thread: while above zero, submissions skip the
-    /// `io_uring_enter` and the outermost section submits once at its end.
-    static BATCH_DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// The ring this thread is batching for (its address) and the depth of its `batch`
+    /// sections: while the depth is above zero, submissions to that ring skip the
+    /// `io_uring_enter`, and the outermost section submits once at its end. Submissions to
+    /// any other ring inside the section are not batched.
+    static BATCH: Cell<(usize, u32)> = const { Cell::new((0, 0)) };
 }
 
 /// The io_uring backend of one port.
@@ -130,7 +132,7 @@ impl<C: Send + 'static> Uring<C> {
             let (context, buffer) = op::reclaim(user_data);
             return Err(SubmitError::new(e, context, buffer));
         }
-        if defer || BATCH_DEPTH.with(Cell::get) > 0 {
+        if defer || self.batching() {
             self.deferred.fetch_add(1, Ordering::SeqCst);
         } else {
             self.submit_now();
@@ -174,9 +176,19 @@ impl<C: Send + 'static> Uring<C> {
 
     /// Hands deferred SQEs to the kernel, if there are any.
     pub(crate) fn flush(&self) {
-        if self.deferred.load(Ordering::SeqCst) > 0 && BATCH_DEPTH.with(Cell::get) == 0 {
+        if self.deferred.load(Ordering::SeqCst) > 0 && !self.batching() {
             self.submit_now();
         }
+    }
+
+    fn id(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// Whether this thread is inside a `batch` for this ring.
+    fn batching(&self) -> bool {
+        let (ring, depth) = BATCH.with(Cell::get);
+        depth > 0 && ring == self.id()
     }
 
     /// Hands queued SQEs to the kernel. A transient failure leaves them queued: the next
@@ -195,21 +207,30 @@ impl<C: Send + 'static> Uring<C> {
         }
     }
 
-    pub(crate) fn batch<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Depth<'a, C: Send + 'static>(&'a Uring<C>);
-        impl<C: Send + 'static> Drop for Depth<'_, C> {
+    /// Runs `f` with this thread's submissions to this ring batched. At the end of the
+    /// outermost section they are submitted with one system call, unless `defer_end`
+    /// (the caller is a worker whose next `get` will submit them in its own wait call).
+    /// A nested section for another ring is run unbatched.
+    pub(crate) fn batch<R>(&self, defer_end: bool, f: impl FnOnce() -> R) -> R {
+        struct Section<'a, C: Send + 'static> {
+            ring: &'a Uring<C>,
+            outer: (usize, u32),
+            defer_end: bool,
+        }
+        impl<C: Send + 'static> Drop for Section<'_, C> {
             fn drop(&mut self) {
-                let d = BATCH_DEPTH.with(|d| {
-                    d.set(d.get() - 1);
-                    d.get()
-                });
-                if d == 0 {
-                    self.0.submit_now();
+                BATCH.with(|b| b.set(self.outer));
+                if self.outer.1 == 0 && !self.defer_end {
+                    self.ring.flush();
                 }
             }
         }
-        BATCH_DEPTH.with(|d| d.set(d.get() + 1));
-        let _depth = Depth(self);
+        let outer = BATCH.with(Cell::get);
+        if outer.1 > 0 && outer.0 != self.id() {
+            return f();
+        }
+        BATCH.with(|b| b.set((self.id(), outer.1 + 1)));
+        let _section = Section { ring: self, outer, defer_end };
         f()
     }
 

@@ -31,7 +31,9 @@ struct Body<C> {
     /// Memory the kernel reads or writes besides the buffer: a socket address and the
     /// `msghdr`/`iovec` of `recvmsg`/`sendmsg`. It sits inside the `Arc` allocation, so
     /// its address is stable for the operation's life.
-    scratch: Scratch,
+    /// Only accept, recv_from and send_to need it, so the common operations (reads,
+    /// writes, receives, sends) do not pay for its size or its zeroing.
+    scratch: Option<Box<Scratch>>,
 }
 
 // SAFETY: `body` is accessed by one thread at a time (see its invariant), and `C: Send`
@@ -39,6 +41,19 @@ struct Body<C> {
 unsafe impl<C: Send> Sync for Op<C> {}
 // SAFETY: as above.
 unsafe impl<C: Send> Send for Op<C> {}
+
+impl Scratch {
+    fn new() -> Box<Self> {
+        Box::new(Scratch {
+            addr: SockAddrStorage::zeroed(),
+            addr_len: 0,
+            // SAFETY: `iovec` and `msghdr` are plain C structs for which all-zero is valid.
+            iov: unsafe { mem::zeroed() },
+            // SAFETY: as above.
+            msg: unsafe { mem::zeroed() },
+        })
+    }
+}
 
 struct Scratch {
     addr: SockAddrStorage,
@@ -83,17 +98,7 @@ pub(crate) fn prepare<C>(data: OpData<C>, epoch: u32) -> (squeue::Entry, OpRef<C
     let mut op = Arc::new(Op {
         cancel_requested: AtomicBool::new(false),
         epoch,
-        body: UnsafeCell::new(Some(Body {
-            data,
-            scratch: Scratch {
-                addr: SockAddrStorage::zeroed(),
-                addr_len: 0,
-                // SAFETY: `iovec` and `msghdr` are plain C structs for which all-zero is valid.
-                iov: unsafe { mem::zeroed() },
-                // SAFETY: as above.
-                msg: unsafe { mem::zeroed() },
-            },
-        })),
+        body: UnsafeCell::new(Some(Body { data, scratch: None })),
     });
     let entry = {
         let op = Arc::get_mut(&mut op).expect("a fresh Arc is unique");
@@ -142,7 +147,6 @@ pub(crate) fn handle_epoch<C>(op: &Arc<Op<C>>) -> u32 {
 /// The SQE for `op`, pointing into `op`'s own allocation and buffer.
 fn build_entry<C>(op: &mut Body<C>) -> squeue::Entry {
     let fd = types::Fd(op.data.handle.fd.as_raw_fd());
-    let s = &mut op.scratch;
     let (buf_ptr, buf_len, cap) = match op.data.buffer.as_mut() {
         Some(b) => (b.as_mut_ptr(), b.len() as u32, b.capacity() as u32),
         None => (std::ptr::null_mut(), 0, 0),
@@ -155,6 +159,7 @@ fn build_entry<C>(op: &mut Body<C>) -> squeue::Entry {
             opcode::Fsync::new(fd).flags(flags).build()
         }
         Request::Accept => {
+            let s = op.scratch.get_or_insert_with(Scratch::new);
             s.addr_len = s.addr.size_of();
             let addr = (&mut s.addr as *mut SockAddrStorage).cast::<libc::sockaddr>();
             opcode::Accept::new(fd, addr, &mut s.addr_len).flags(libc::SOCK_CLOEXEC).build()
@@ -175,6 +180,7 @@ fn build_entry<C>(op: &mut Body<C>) -> squeue::Entry {
             opcode::Shutdown::new(fd, how).build()
         }
         Request::RecvFrom => {
+            let s = op.scratch.get_or_insert_with(Scratch::new);
             s.iov = libc::iovec { iov_base: buf_ptr.cast(), iov_len: cap as usize };
             s.msg.msg_name = (&mut s.addr as *mut SockAddrStorage).cast();
             s.msg.msg_namelen = s.addr.size_of();
@@ -183,6 +189,7 @@ fn build_entry<C>(op: &mut Body<C>) -> squeue::Entry {
             opcode::RecvMsg::new(fd, &mut s.msg).build()
         }
         Request::SendTo { addr } => {
+            let s = op.scratch.get_or_insert_with(Scratch::new);
             s.iov = libc::iovec { iov_base: buf_ptr.cast(), iov_len: buf_len as usize };
             // `addr` lives in the same allocation (inside `data.request`).
             s.msg.msg_name = addr.as_ptr() as *mut libc::c_void;
@@ -235,14 +242,18 @@ pub(crate) fn complete<C>(op: Arc<Op<C>>, res: i32) -> Completion<C> {
                     unsafe { b.set_len(n.min(b.capacity())) };
                 }
                 if matches!(request, Request::RecvFrom) {
-                    completion.addr = sockaddr(scratch.addr, scratch.msg.msg_namelen);
+                    if let Some(s) = scratch {
+                        completion.addr = sockaddr(s.addr, s.msg.msg_namelen);
+                    }
                 }
                 Ok(n)
             }
             Request::Accept => {
                 // SAFETY: a successful accept returns a new descriptor that nothing else owns.
                 completion.accepted = Some(unsafe { OwnedFd::from_raw_fd(res) });
-                completion.addr = sockaddr(scratch.addr, scratch.addr_len);
+                if let Some(s) = scratch {
+                    completion.addr = sockaddr(s.addr, s.addr_len);
+                }
                 Ok(0)
             }
             _ => Ok(n),
