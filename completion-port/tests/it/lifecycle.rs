@@ -90,13 +90,16 @@ fn h6_h7_descriptor_reuse_never_sees_old_packets() {
     let deadline = std::time::Instant::now() + PROMPT;
     let mut held = Vec::new();
     let (new, mut new_peer) = loop {
-        // The connecting socket is created first, so it takes the lowest free number.
+        // Either end of a fresh connection may land on the number: use whichever does.
         let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (peer, _) = listener.accept().unwrap();
         if ours.as_raw_fd() == number {
             break (port.associate(ours, 200).unwrap(), peer);
         }
-        if ours.as_raw_fd() > number + 64 {
+        if peer.as_raw_fd() == number {
+            break (port.associate(peer, 200).unwrap(), ours);
+        }
+        if ours.as_raw_fd().min(peer.as_raw_fd()) > number + 64 {
             // Someone else holds the number for now: let go and try again shortly.
             held.clear();
             assert!(std::time::Instant::now() < deadline, "the number was never reused");
