@@ -7,8 +7,9 @@
 # this VM a cross-CPU wake-up costs tens of microseconds, and pinning them apart made
 # every message pay one (5k msgs/s on one connection instead of 29k). The server's CPU
 # time is its own either way (it reads its own /proc/self/stat). Each cell is run ROUNDS
-# times, alternating an eager server (echo sent directly when the socket takes it) and a
-# port-only one (--no-eager), A B A B; the table reports medians.
+# times, alternating the default server (every echo sent through the port) and an eager
+# one (--eager: echo sent directly when the socket takes it), A B A B; the table reports
+# medians.
 #
 #   bash benchmarks/run-echo.sh            # full matrix, 5 s per run, 3 rounds
 #   SECONDS_PER_RUN=2 ROUNDS=1 bash benchmarks/run-echo.sh
@@ -24,7 +25,7 @@ out=$(mktemp -d)
 
 run_one() { # mode size conns round
   local mode=$1 size=$2 conns=$3 round=$4 extra=()
-  [ "$mode" = port ] && extra=(--no-eager)
+  [ "$mode" = eager ] && extra=(--eager)
   "$bin" serve --addr 127.0.0.1:$PORT --workers 1 --concurrency 1 "${extra[@]}" \
     >"$out/srv-$mode-$size-$conns-$round.txt" 2>/dev/null &
   local srv=$!
