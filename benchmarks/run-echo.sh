@@ -46,6 +46,10 @@ for size in 64 4096; do
   done
 done
 
+stamp=$(date -u +%Y-%m-%d-%H%M)
+table=benchmarks/results/echo-$stamp.txt
+{
+echo "# benchmarks/run-echo.sh SECONDS_PER_RUN=$SECONDS_PER_RUN ROUNDS=$ROUNDS at $(git rev-parse --short HEAD), $(nproc) CPUs, $(uname -r)"
 python3 - "$out" "$ROUNDS" <<'PY'
 import json, re, statistics, sys, glob, os
 out, rounds = sys.argv[1], int(sys.argv[2])
@@ -64,9 +68,15 @@ print("| size | conns | server | msgs/s | p50 us | p99 us | server CPU us/msg | 
 print("|---:|---:|---|---:|---:|---:|---:|---:|---:|")
 for size in (64, 4096):
     for conns in (1, 50, 500):
-        for mode in ("eager", "port"):
+        for mode in ("port", "eager"):
             rate, p50, p99, us, errs = cell(mode, size, conns)
             per_core = 1e6 / us if us == us and us > 0 else float("nan")
             print(f"| {size} | {conns} | {mode} | {rate:,.0f} | {p50} | {p99} | {us:.2f} | {per_core:,.0f} | {errs} |")
 PY
-echo "raw results: $out"
+} | tee "$table"
+echo "raw results: $out; table: $table"
+if python3 -c 'import matplotlib' 2>/dev/null; then
+  python3 benchmarks/plot_echo.py "$table" docs/echo.png && echo "plot: docs/echo.png"
+else
+  echo "(pip install matplotlib to redraw docs/echo.png)"
+fi
