@@ -100,10 +100,10 @@ pub struct Shared {
     pub errors: Mutex<Errors>,
 }
 
-impl Conn {
-    /// A connection whose packets carry key `index`.
-    pub fn new(index: usize, handle: Handle<Ctx>) -> Self {
-        let state = State {
+impl State {
+    /// A fresh connection's state: nothing sent, nothing received.
+    fn new() -> Self {
+        State {
             out: Vec::new(),
             spare: Some(Vec::new()),
             next_seq: 0,
@@ -113,8 +113,14 @@ impl Conn {
             recv_off: 0,
             expected: Vec::new(),
             failed: false,
-        };
-        Self { index: index as u64, handle, state: Mutex::new(state) }
+        }
+    }
+}
+
+impl Conn {
+    /// A connection whose packets carry key `index`.
+    pub fn new(index: usize, handle: Handle<Ctx>) -> Self {
+        Self { index: index as u64, handle, state: Mutex::new(State::new()) }
     }
 
     /// Messages sent (or queued) and not yet echoed; 0 once the connection failed.
@@ -336,17 +342,7 @@ mod tests {
     use super::*;
 
     fn state() -> State {
-        State {
-            out: Vec::new(),
-            spare: Some(Vec::new()),
-            next_seq: 0,
-            in_flight: VecDeque::new(),
-            backlog: VecDeque::new(),
-            recv_seq: 0,
-            recv_off: 0,
-            expected: Vec::new(),
-            failed: false,
-        }
+        State::new()
     }
 
     fn histogram() -> Histogram<u64> {
