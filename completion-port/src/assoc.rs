@@ -38,7 +38,8 @@ port_thread_local! {
 }
 
 /// Start of a wait on port `id`. Returns whether the thread was counted on that port; the
-/// count then belongs to the caller, which must decrement `running` under the port lock.
+/// count then belongs to the caller, which either carries the slot into its next running
+/// period (it takes a packet at once) or gives it back (`running` is decremented).
 /// A count on another port is given back to that port first (outside any lock).
 pub(crate) fn begin_wait(id: usize) -> bool {
     let other = with_current(Ok(false), |cur| {

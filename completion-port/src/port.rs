@@ -4,9 +4,12 @@ use crate::assoc::{self, Account};
 use crate::completion::Completion;
 use crate::error::{GetError, PostError};
 use crate::handle::Registry;
-use crate::sync::{arc_addr, downgrade, lock, Arc, Mutex, Parker, Wake, Weak};
+use crate::sync::{
+    arc_addr, downgrade, fence, load_latest, lock, spin_yield, Arc, AtomicBool, AtomicUsize, Mutex,
+    Ordering::SeqCst, Parker, Queue, Wake, Weak,
+};
 use crate::sys::Driver;
-use std::collections::VecDeque;
+use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::io;
 use std::sync::OnceLock;
@@ -61,9 +64,12 @@ use std::time::{Duration, Instant};
 ///
 /// # Implementation notes
 ///
-/// One mutex guards the queue, the stack of waiting threads and the running count. A
-/// waiting thread parks on its own futex word; `post` pops the most recent waiter, puts the
-/// packet in that waiter's slot and sets its word under the lock (the hand-off is one
+/// The queue of packets is a lock-free FIFO and the running count an atomic: `post` and a
+/// `get` that finds a packet queued (and a free slot) take no lock. A mutex guards only the
+/// stack of waiting threads and the poller flags; `post` takes it only when some thread is
+/// waiting. A waiting thread parks on its own futex word; the thread that releases it
+/// (usually `post`) takes a running slot and a packet, pops the most recent waiter, puts
+/// the packet in that waiter's slot and sets its word under the lock (the hand-off is one
 /// step), then wakes it with one `FUTEX_WAKE` after unlocking.
 ///
 /// Once a handle is associated, the port has a kernel backend (io_uring). Then one of the
@@ -80,34 +86,103 @@ pub struct CompletionPort<C> {
 struct Inner<C> {
     /// The most threads that may run at once (P1); fixed for the port's life.
     concurrency: usize,
-    state: Mutex<State<C>>,
+    /// Threads waiting of any kind: `state.waiters.len()`, plus one while `state.polling`.
+    /// Changed only under the `state` lock (always together with what it mirrors), read
+    /// anywhere.
+    ///
+    /// The no-stranding protocol (replaces "release under the lock on every post"): a
+    /// thread must never stay parked while a packet is queued and a running slot is free.
+    /// * Whoever makes `queue` non-empty (`post`, the poller) or frees a running slot
+    ///   (`give_slot`) does so, then `fence(SeqCst)`, then reads `parked`; if it is not 0,
+    ///   it runs [`Inner::release`] under the lock.
+    /// * A thread about to park (or to wait in the kernel as the poller) increments
+    ///   `parked` under the lock, then `fence(SeqCst)`, then re-checks `queue` and
+    ///   `running` itself and does not park if it could take a packet.
+    ///
+    /// This is the store-buffering (Dekker) pattern with a `SeqCst` fence on both sides: at
+    /// least one of the two reads sees the other side's write, so either the poster sees
+    /// the waiter (and releases it under the lock) or the waiter sees the packet.
+    parked: AtomicUsize,
+    /// Mirror of `state.closed` for the paths that take no lock (`get`'s fast path). Set
+    /// under the lock by `close`, never cleared.
+    closed: AtomicBool,
+    /// Threads counted as running (P9). Raised below the limit only by [`Inner::try_slot`]
+    /// (a CAS `r < concurrency -> r + 1`), so it never exceeds `concurrency` except after
+    /// a `blocking` section ends (which adds 1 unconditionally). Every decrement outside the
+    /// lock goes through [`Inner::give_slot`] (see `parked`).
+    running: CachePadded<AtomicUsize>,
+    /// The post gate, for `drain` (P10): bit 0 ([`POSTS_CLOSED`]) is set by `close`; the
+    /// rest counts, in units of [`ONE_POST`], the `post`s between their closed check and the
+    /// end of their push. A post that finds the bit set fails; `drain` waits for the count
+    /// to reach 0 before it takes the queue, so a post that passed the check before the
+    /// close has its packet in the queue by then and is drained exactly once.
+    posting: CachePadded<AtomicUsize>,
+    /// Packets not yet given to any thread, oldest first (P5). Lock-free: pushed by `post`
+    /// and the poller, popped by `get`, `release` and `drain`. A packet is removed exactly
+    /// once (the queue is linearizable), by whichever pop gets it (P7).
+    queue: Queue<Packet<C>>,
+    state: CachePadded<Mutex<State<C>>>,
     /// The kernel backend, created by the first `associate`.
     driver: OnceLock<Driver<C>>,
     /// Descriptors associated with this port.
     registry: std::sync::Arc<Registry>,
 }
 
+/// `Inner::posting`: the port is closed.
+const POSTS_CLOSED: usize = 1;
+/// `Inner::posting`: one post in progress.
+const ONE_POST: usize = 2;
+
 struct State<C> {
-    /// Packets not yet given to any thread, oldest first (P5).
-    queue: VecDeque<Completion<C>>,
     /// Threads parked in `get`, the most recent last (P6 pops from the end).
     ///
-    /// Invariant: while this is non-empty, `queue` is empty or `running >= concurrency`;
-    /// every mutation that could break it calls [`State::release`].
+    /// Invariant (with the `parked` protocol of [`Inner`]): once every thread has finished
+    /// the step it is in, if this is non-empty then `queue` is empty or
+    /// `running >= concurrency`; every mutation that could break it ends with
+    /// [`Inner::release`] (under this lock) or the parking thread's own re-check.
+    /// `Inner::parked` counts these, and the poller.
     waiters: Vec<Arc<Waiter<C>>>,
-    /// Threads counted as running (P9). May exceed `concurrency` for a while after a
-    /// `blocking` section ends.
-    running: usize,
-    /// Set once by `close` (P8); never cleared.
+    /// Set once by `close` (P8); never cleared. The authoritative flag: a thread checks it
+    /// under the lock before it parks, so no thread parks after `close`.
     closed: bool,
     /// Whether `driver` exists (read under the lock with the rest of the state).
     has_driver: bool,
     /// A thread is the poller: it waits in the kernel for completions (or reads them).
-    /// Invariant: while `has_driver`, `running < concurrency` and `queue` is empty, a
-    /// non-empty `waiters` implies `polling` (else [`State::release`] promotes one).
+    /// Counted in `parked` while set. Invariant: while `has_driver`, `running <
+    /// concurrency` and `queue` is empty, a non-empty `waiters` implies `polling` (else
+    /// [`Inner::release`] promotes one).
     polling: bool,
     /// A wake-up of the poller is already on its way; cleared when a thread starts polling.
     wake_pending: bool,
+}
+
+/// A packet as the queue holds it. A `Completion` is 96 bytes (for an 8-byte context),
+/// most of them for I/O results (buffer, accepted socket, address); the queue moves every
+/// packet between threads, so a posted packet travels as its three words and an I/O
+/// completion in a box (one allocation beside the operation's own, for I/O only).
+enum Packet<C> {
+    /// A packet with no buffer, socket or address and a byte count: what `post` queues.
+    Plain { key: usize, bytes: usize, context: C },
+    /// Anything else (I/O completions with a buffer, an error, a socket, an address).
+    Boxed(Box<Completion<C>>),
+}
+
+impl<C> Packet<C> {
+    fn new(c: Completion<C>) -> Self {
+        match c {
+            Completion { key, result: Ok(bytes), context, buffer: None, accepted: None, addr: None } => {
+                Packet::Plain { key, bytes, context }
+            }
+            c => Packet::Boxed(Box::new(c)),
+        }
+    }
+
+    fn into_completion(self) -> Completion<C> {
+        match self {
+            Packet::Plain { key, bytes, context } => Completion::posted(key, bytes, context),
+            Packet::Boxed(c) => *c,
+        }
+    }
 }
 
 /// A thread parked in `get`.
@@ -157,48 +232,139 @@ impl<C> Sink<C> for Option<Completion<C>> {
     }
 }
 
-/// Waiters to wake once the port lock is released. Waking under the lock would make the
+/// Threads to wake once the port lock is released: waking under the lock would make the
 /// woken thread contend for it at once.
-type Woken<C> = Vec<Arc<Waiter<C>>>;
+#[must_use = "the chosen threads must be woken after unlocking"]
+struct Wakeups<C> {
+    /// Parked waiters whose state was set (handed a packet, or made the poller).
+    woken: Vec<Arc<Waiter<C>>>,
+    /// The poller must be brought out of the kernel: packets are queued that it may take.
+    poller: bool,
+}
 
-fn wake_all<C>(woken: Woken<C>) {
-    for w in woken {
-        w.parker.wake();
+impl<C> Wakeups<C> {
+    fn none() -> Self {
+        Self { woken: Vec::new(), poller: false }
     }
 }
 
-impl<C> State<C> {
-    /// Restores the invariants on `waiters`: hands queued packets to the most recent
-    /// waiters while the concurrency limit allows, then, if I/O may complete and nobody is
-    /// polling, makes the most recent waiter the poller.
-    fn release(&mut self, concurrency: usize) -> Woken<C> {
-        let mut woken = Vec::new();
-        if self.waiters.is_empty() {
-            return woken; // the common case on a busy port: nothing to hand or promote
-        }
-        while self.running < concurrency && !self.queue.is_empty() {
-            let Some(w) = self.waiters.pop() else { break };
-            let Some(packet) = self.queue.pop_front() else { break };
-            self.running += 1;
-            w.hand(packet);
-            woken.push(w);
-        }
-        if self.has_driver && !self.polling && self.running < concurrency && self.queue.is_empty() {
-            if let Some(w) = self.waiters.pop() {
-                w.parker.set(POLL);
-                woken.push(w);
+/// Moves up to `max` queued packets into `out`, oldest first.
+fn pop_into<C>(queue: &Queue<Packet<C>>, out: &mut impl Sink<C>, max: usize) -> usize {
+    let mut n = 0;
+    while n < max {
+        let Some(packet) = queue.pop() else { break };
+        out.put(packet.into_completion());
+        n += 1;
+    }
+    n
+}
+
+impl<C: Send + 'static> Inner<C> {
+    /// Takes a running slot if the concurrency limit allows (P9).
+    #[inline]
+    fn try_slot(&self) -> bool {
+        let mut r = self.running.load(SeqCst);
+        while r < self.concurrency {
+            match self.running.compare_exchange_weak(r, r + 1, SeqCst, SeqCst) {
+                Ok(_) => return true,
+                Err(now) => r = now,
             }
         }
-        woken
+        false
     }
 
-    /// Moves up to `max` queued packets into `out`, oldest first.
-    fn take_into(&mut self, out: &mut impl Sink<C>, max: usize) -> usize {
-        let n = max.min(self.queue.len());
-        for packet in self.queue.drain(..n) {
-            out.put(packet);
+    /// Gives back a slot that only this thread could have made anyone wait for: one taken
+    /// a moment ago by [`try_slot`](Self::try_slot) under the lock, or this thread's own
+    /// slot in `get`'s slow path (under the lock; the thread re-checks the queue itself
+    /// before it could park). Everywhere else use [`give_slot`](Self::give_slot).
+    fn undo_slot(&self) {
+        let prev = self.running.fetch_sub(1, SeqCst);
+        debug_assert!(prev > 0, "a slot was given back with running == 0");
+    }
+
+    /// Gives back a running slot from outside the lock (`blocking`, thread exit, `get` on
+    /// another port), then releases waiters if any thread waits (the `parked` protocol).
+    fn give_slot(&self) {
+        let given = self.running.fetch_update(SeqCst, SeqCst, |r| r.checked_sub(1)).is_ok();
+        debug_assert!(given, "a slot was given back with running == 0");
+        fence(SeqCst);
+        if self.parked.load(SeqCst) > 0 {
+            self.release_locked();
         }
-        n
+    }
+
+    /// A packet was queued or a slot freed while threads wait: hand packets to them (or
+    /// wake the poller) under the lock.
+    #[cold]
+    #[inline(never)]
+    fn release_locked(&self) {
+        let wake = {
+            let mut st = lock(&self.state);
+            self.release(&mut st)
+        };
+        self.wake(wake);
+    }
+
+    /// Restores the invariants on `waiters`: hands queued packets to the most recent
+    /// waiters while the concurrency limit allows; then, if I/O may complete and nobody is
+    /// polling, makes the most recent waiter the poller; and if packets are still queued
+    /// with a slot free while a poller sits in the kernel, asks for it to be woken.
+    ///
+    /// A packet goes to a waiter only after this thread has won a running slot for it
+    /// (`try_slot`) and popped it from the queue: the slot, the packet and the waiter's
+    /// state change together under the lock (P7). If the pop finds the queue empty (a
+    /// lock-free `get` took the packet), the slot is given back.
+    fn release(&self, st: &mut State<C>) -> Wakeups<C> {
+        let mut wake = Wakeups::none();
+        // Every change of `parked` is made under this lock, so this load sees the latest.
+        debug_assert_eq!(
+            self.parked.load(SeqCst),
+            st.waiters.len() + usize::from(st.polling),
+            "`parked` no longer mirrors the waiters and the poller"
+        );
+        if st.waiters.is_empty() && !st.polling {
+            return wake; // the common case on a busy port: nothing to hand, promote or wake
+        }
+        while !st.waiters.is_empty() && self.try_slot() {
+            let Some(packet) = self.queue.pop() else {
+                // Only a lock-free `get` can have failed `try_slot` meanwhile, and it goes
+                // on to the locked path, which re-checks after this lock is released.
+                self.undo_slot();
+                break;
+            };
+            let Some(w) = st.waiters.pop() else { unreachable!("checked non-empty above") };
+            self.parked.fetch_sub(1, SeqCst);
+            w.hand(packet.into_completion());
+            wake.woken.push(w);
+        }
+        let slot_free = self.running.load(SeqCst) < self.concurrency;
+        if st.has_driver && !st.polling && slot_free && self.queue.is_empty() {
+            if let Some(w) = st.waiters.pop() {
+                // It counts in `parked` again once it sets `polling` (and then re-checks).
+                self.parked.fetch_sub(1, SeqCst);
+                w.parker.set(POLL);
+                wake.woken.push(w);
+            }
+        }
+        if st.polling && !st.wake_pending && slot_free && !self.queue.is_empty() {
+            // Packets the poller may take sit in the queue and nobody parked can take
+            // them: bring it out of the kernel (one wake-up on its way at a time).
+            st.wake_pending = true;
+            wake.poller = true;
+        }
+        wake
+    }
+
+    /// Wakes what [`release`](Self::release) chose; call after unlocking.
+    fn wake(&self, wake: Wakeups<C>) {
+        for w in wake.woken {
+            w.parker.wake();
+        }
+        if wake.poller {
+            if let Some(d) = self.driver.get() {
+                d.wake();
+            }
+        }
     }
 }
 
@@ -219,12 +385,7 @@ impl<C: Send + 'static> Inner<C> {
         if let Some(d) = self.driver.get() {
             d.flush();
         }
-        let woken = {
-            let mut st = lock(&self.state);
-            st.running = st.running.saturating_sub(1);
-            st.release(self.concurrency)
-        };
-        wake_all(woken);
+        self.give_slot();
     }
 
     fn flush(&self) {
@@ -252,15 +413,18 @@ impl<C: Send + 'static> CompletionPort<C> {
         Self {
             inner: Arc::new(Inner {
                 concurrency,
-                state: Mutex::new(State {
-                    queue: VecDeque::new(),
+                parked: AtomicUsize::new(0),
+                closed: AtomicBool::new(false),
+                running: CachePadded::new(AtomicUsize::new(0)),
+                posting: CachePadded::new(AtomicUsize::new(0)),
+                queue: Queue::new(),
+                state: CachePadded::new(Mutex::new(State {
                     waiters: Vec::new(),
-                    running: 0,
                     closed: false,
                     has_driver: false,
                     polling: false,
                     wake_pending: false,
-                }),
+                })),
                 driver: OnceLock::new(),
                 registry: Default::default(),
             }),
@@ -278,13 +442,13 @@ impl<C: Send + 'static> CompletionPort<C> {
         })?;
         // If another thread won the race, its driver stays and ours is dropped (unused).
         let _ = self.inner.driver.set(new);
-        let woken = {
+        let wake = {
             let mut st = lock(&self.inner.state);
             st.has_driver = true;
             // Threads already parked must now have a poller among them.
-            st.release(self.inner.concurrency)
+            self.inner.release(&mut st)
         };
-        wake_all(woken);
+        self.inner.wake(wake);
         let d = self.inner.driver.get().ok_or_else(|| io::Error::other("backend vanished"))?;
         tracing::debug!(backend = d.name(), "completion port backend ready");
         Ok((d, &self.inner.registry))
@@ -314,12 +478,12 @@ impl<C: Send + 'static> CompletionPort<C> {
         if self.inner.driver.set(Driver::fake()).is_err() {
             return;
         }
-        let woken = {
+        let wake = {
             let mut st = lock(&self.inner.state);
             st.has_driver = true;
-            st.release(self.inner.concurrency)
+            self.inner.release(&mut st)
         };
-        wake_all(woken);
+        self.inner.wake(wake);
     }
 
     #[cfg(loom)]
@@ -374,36 +538,31 @@ impl<C: Send + 'static> CompletionPort<C> {
     ///
     /// [`PostError::Closed`], holding `context`, if the port is closed.
     pub fn post(&self, key: usize, bytes: usize, context: C) -> Result<(), PostError<C>> {
-        self.enqueue(Completion::posted(key, bytes, context)).map_err(|p| PostError::Closed(p.context))
+        match self.enqueue(Packet::Plain { key, bytes, context }) {
+            Ok(()) => Ok(()),
+            Err(Packet::Plain { context, .. }) => Err(PostError::Closed(context)),
+            Err(Packet::Boxed(c)) => Err(PostError::Closed(c.context)),
+        }
     }
 
     /// Queues a finished packet, or gives it back if the port is closed.
-    pub(crate) fn enqueue(&self, packet: Completion<C>) -> Result<(), Completion<C>> {
-        let mut st = lock(&self.inner.state);
-        if st.closed {
+    ///
+    /// Takes no lock unless a thread waits: the packet goes into the lock-free queue, and
+    /// only then, if `parked` shows a waiting thread, [`Inner::release`] runs under the lock
+    /// to hand it over (to the most recent waiter, P6) or to wake the poller.
+    fn enqueue(&self, packet: Packet<C>) -> Result<(), Packet<C>> {
+        let inner = &*self.inner;
+        // Enter the post gate; `drain` waits for everyone inside it (see `Inner::posting`).
+        if inner.posting.fetch_add(ONE_POST, SeqCst) & POSTS_CLOSED != 0 {
+            inner.posting.fetch_sub(ONE_POST, SeqCst);
             return Err(packet);
         }
-        if st.running < self.inner.concurrency {
-            if let Some(w) = st.waiters.pop() {
-                debug_assert!(st.queue.is_empty(), "a thread waited while packets were runnable");
-                st.running += 1;
-                w.hand(packet);
-                drop(st);
-                w.parker.wake();
-                return Ok(());
-            }
-        }
-        st.queue.push_back(packet);
-        // No parked thread: if one is polling the kernel, bring it out to take the packet.
-        let wake_poller = st.polling && !st.wake_pending && st.running < self.inner.concurrency;
-        if wake_poller {
-            st.wake_pending = true;
-        }
-        drop(st);
-        if wake_poller {
-            if let Some(d) = self.existing_driver() {
-                d.wake();
-            }
+        inner.queue.push(packet);
+        inner.posting.fetch_sub(ONE_POST, SeqCst);
+        // The `parked` protocol: queue, fence, then look for waiters.
+        fence(SeqCst);
+        if inner.parked.load(SeqCst) > 0 {
+            inner.release_locked();
         }
         Ok(())
     }
@@ -487,56 +646,110 @@ impl<C: Send + 'static> CompletionPort<C> {
         max: usize,
         timeout: Option<Duration>,
     ) -> Result<usize, GetError> {
+        let inner = &*self.inner;
+        let id = self.id();
+        // Calling `get` again ends this thread's running period (P9). On the lock-free path
+        // the slot simply passes from the old period to the new one: `running` and the
+        // thread's record do not change, and this thread, awake already, takes the oldest
+        // packet ahead of any parked thread (as it would under the lock: no waiter could
+        // take it meanwhile).
+        if assoc::is_counted(id) && !inner.closed.load(SeqCst) {
+            let n = pop_into(&inner.queue, out, max);
+            if n > 0 {
+                // Submissions this thread deferred go to the kernel now, not at its next get.
+                inner.flush();
+                return Ok(n);
+            }
+        }
+        let was_counted = assoc::begin_wait(id);
+        let mut holds_slot = was_counted;
+        if !was_counted && !inner.closed.load(SeqCst) && inner.try_slot() {
+            holds_slot = true;
+            let n = pop_into(&inner.queue, out, max);
+            if n > 0 {
+                inner.flush();
+                self.now_counted();
+                return Ok(n);
+            }
+        }
+        self.wait_locked(out, max, timeout, holds_slot)
+    }
+
+    /// `get`'s locked path: the queue was empty (or no slot was free, or the port closed).
+    /// `holds_slot`: the thread holds a running slot it must give back first.
+    #[inline(never)]
+    fn wait_locked(
+        &self,
+        out: &mut impl Sink<C>,
+        max: usize,
+        timeout: Option<Duration>,
+        holds_slot: bool,
+    ) -> Result<usize, GetError> {
+        let inner = &*self.inner;
         let deadline = deadline_after(timeout);
         let poll_only = timeout == Some(Duration::ZERO);
-        let concurrency = self.inner.concurrency;
+        let concurrency = inner.concurrency;
         let id = self.id();
-        // Calling `get` again ends this thread's running period (P9).
-        let was_counted = assoc::begin_wait(id);
         let mut reaped = Vec::new();
         let mut polled_after_deadline = false;
-        let mut st = lock(&self.inner.state);
-        if was_counted {
-            debug_assert!(st.running > 0, "a counted thread found running == 0");
-            st.running = st.running.saturating_sub(1);
+        let mut st = lock(&inner.state);
+        if holds_slot {
+            // Nobody else needs to hear of this slot: this thread is about to use it (or
+            // find the queue empty, in which case no waiter could use it either).
+            inner.undo_slot();
         }
         loop {
             if st.closed {
-                let woken = st.release(concurrency);
+                let wake = inner.release(&mut st);
                 drop(st);
-                wake_all(woken);
-                self.inner.flush();
+                inner.wake(wake);
+                inner.flush();
                 assoc::end_wait(id);
                 return Err(GetError::Closed);
             }
-            if st.running < concurrency && !st.queue.is_empty() {
+            if inner.try_slot() {
                 // The caller is awake already: it takes the oldest packets itself.
-                let n = st.take_into(out, max);
-                st.running += 1;
-                // If this thread was the poller, someone else must take over.
-                let woken = st.release(concurrency);
-                drop(st);
-                wake_all(woken);
-                // Submissions this thread deferred go to the kernel now, not at its next get.
-                self.inner.flush();
-                self.now_counted();
-                return Ok(n);
+                let n = pop_into(&inner.queue, out, max);
+                if n > 0 {
+                    // If this thread was the poller, someone else must take over.
+                    let wake = inner.release(&mut st);
+                    drop(st);
+                    inner.wake(wake);
+                    // Submissions this thread deferred go to the kernel now, not at its next get.
+                    inner.flush();
+                    self.now_counted();
+                    return Ok(n);
+                }
+                inner.undo_slot();
             }
             let expired = poll_only || deadline.is_some_and(|d| Instant::now() >= d);
             // Looked up on every pass, under the lock: a copy taken when the call began
             // would miss a backend installed (first `associate`) while this thread waited.
             if let Some(drv) = self.existing_driver() {
-                if st.has_driver && !st.polling && st.running < concurrency && !polled_after_deadline {
+                let slot_free = inner.running.load(SeqCst) < concurrency;
+                if st.has_driver && !st.polling && slot_free && !polled_after_deadline {
                     // Become the poller: wait in the kernel (or just look, if out of time).
                     st.polling = true;
                     st.wake_pending = false;
+                    // The `parked` protocol: announce, fence, re-check. A post that missed
+                    // the announcement queued its packet before the fence: take it instead.
+                    inner.parked.fetch_add(1, SeqCst);
+                    fence(SeqCst);
+                    if !inner.queue.is_empty() && inner.running.load(SeqCst) < concurrency {
+                        st.polling = false;
+                        inner.parked.fetch_sub(1, SeqCst);
+                        continue;
+                    }
                     drop(st);
                     let r = if expired { drv.peek(&mut reaped) } else { drv.wait(deadline, &mut reaped) };
                     polled_after_deadline = expired;
-                    st = lock(&self.inner.state);
+                    st = lock(&inner.state);
                     st.polling = false;
+                    inner.parked.fetch_sub(1, SeqCst);
                     let n = reaped.len();
-                    st.queue.extend(reaped.drain(..));
+                    for packet in reaped.drain(..) {
+                        inner.queue.push(Packet::new(packet));
+                    }
                     // Counted as delivered only once queued, so `drain` never misses them.
                     drv.delivered(n);
                     if let Err(e) = r {
@@ -545,16 +758,18 @@ impl<C: Send + 'static> CompletionPort<C> {
                         tracing::error!(error = %e, "waiting for I/O completions failed");
                         drop(st);
                         std::thread::sleep(Duration::from_millis(1));
-                        st = lock(&self.inner.state);
+                        st = lock(&inner.state);
                     }
+                    // Under the lock: the next pass takes a packet or parks after the
+                    // `parked` re-check; either way what was reaped is not stranded.
                     continue;
                 }
             }
             if expired {
-                let woken = st.release(concurrency);
+                let wake = inner.release(&mut st);
                 drop(st);
-                wake_all(woken);
-                self.inner.flush();
+                inner.wake(wake);
+                inner.flush();
                 assoc::end_wait(id);
                 return Err(GetError::TimedOut);
             }
@@ -562,18 +777,30 @@ impl<C: Send + 'static> CompletionPort<C> {
             // or out of time. Deferred submissions go to the kernel first.
             let me = Arc::new(Waiter::new());
             st.waiters.push(Arc::clone(&me));
+            // The `parked` protocol: announce, fence, re-check. A post (or a freed slot)
+            // whose thread missed the announcement is visible here: do not park beside it.
+            inner.parked.fetch_add(1, SeqCst);
+            fence(SeqCst);
+            if inner.running.load(SeqCst) < concurrency
+                && (!inner.queue.is_empty() || (st.has_driver && !st.polling))
+            {
+                st.waiters.pop();
+                inner.parked.fetch_sub(1, SeqCst);
+                continue;
+            }
             drop(st);
-            self.inner.flush();
+            inner.flush();
             let state = match me.parker.park(deadline) {
                 Wake::Notified => me.parker.state(),
                 Wake::TimedOut => {
-                    let mut st = lock(&self.inner.state);
+                    let mut st = lock(&inner.state);
                     // Under the lock the parker's state tells whether we are still on the
                     // stack: a waker removes us and sets the state in one critical section.
                     let state = me.parker.state();
                     if state == Parker::WAITING {
                         if let Some(pos) = st.waiters.iter().rposition(|w| Arc::ptr_eq(w, &me)) {
                             st.waiters.remove(pos);
+                            inner.parked.fetch_sub(1, SeqCst);
                         }
                         drop(st);
                         assoc::end_wait(id);
@@ -590,7 +817,7 @@ impl<C: Send + 'static> CompletionPort<C> {
                 }
                 _ => {
                     debug_assert_eq!(state, POLL);
-                    st = lock(&self.inner.state);
+                    st = lock(&inner.state);
                 }
             }
         }
@@ -603,13 +830,10 @@ impl<C: Send + 'static> CompletionPort<C> {
             out.put(packet);
             n = 1;
         }
-        if max > n {
+        if max > n && !self.inner.closed.load(SeqCst) {
             // A batch: this thread already counts as running, so it may take whatever
             // else is queued without another slot (GetQueuedCompletionStatusEx).
-            let mut st = lock(&self.inner.state);
-            if !st.closed {
-                n += st.take_into(out, max - n);
-            }
+            n += pop_into(&self.inner.queue, out, max - n);
         }
         self.now_counted();
         n
@@ -628,14 +852,19 @@ impl<C: Send + 'static> CompletionPort<C> {
                 return;
             }
             st.closed = true;
+            self.inner.closed.store(true, SeqCst);
+            self.inner.posting.fetch_or(POSTS_CLOSED, SeqCst);
             let woken = std::mem::take(&mut st.waiters);
+            self.inner.parked.fetch_sub(woken.len(), SeqCst);
             for w in &woken {
                 w.parker.set(CLOSED);
             }
             (woken, st.polling)
         };
         tracing::debug!(waiters = woken.len(), "completion port closed");
-        wake_all(woken);
+        for w in woken {
+            w.parker.wake();
+        }
         if let Some(d) = self.existing_driver() {
             d.close();
             if polling {
@@ -646,7 +875,7 @@ impl<C: Send + 'static> CompletionPort<C> {
 
     /// Whether [`close`](Self::close) has been called.
     pub fn is_closed(&self) -> bool {
-        lock(&self.inner.state).closed
+        self.inner.closed.load(SeqCst)
     }
 
     /// Closes the port if it is open, waits until every operation in flight has completed
@@ -658,6 +887,11 @@ impl<C: Send + 'static> CompletionPort<C> {
     /// waited for: its buffer cannot be freed before the kernel is done with it.
     pub fn drain(&self) -> Vec<Completion<C>> {
         self.close();
+        // A `post` that passed its closed check before `close` may still be pushing its
+        // packet: wait until it has (a few instructions; posts never block).
+        while load_latest(&self.inner.posting) != POSTS_CLOSED {
+            spin_yield();
+        }
         if let Some(drv) = self.existing_driver() {
             let mut reaped = Vec::new();
             let mut reaped_here = false;
@@ -669,7 +903,9 @@ impl<C: Send + 'static> CompletionPort<C> {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 let n = reaped.len();
-                lock(&self.inner.state).queue.extend(reaped.drain(..));
+                for packet in reaped.drain(..) {
+                    self.inner.queue.push(Packet::new(packet));
+                }
                 drv.delivered(n);
             }
             // Reaping here may have consumed the wake-up that `close` sent to the poller
@@ -680,18 +916,21 @@ impl<C: Send + 'static> CompletionPort<C> {
                 drv.wake();
             }
         }
-        let mut st = lock(&self.inner.state);
-        st.queue.drain(..).collect()
+        // Under the lock, so that concurrent drains each return a FIFO run of packets.
+        let _st = lock(&self.inner.state);
+        let mut drained = Vec::with_capacity(self.inner.queue.len());
+        pop_into(&self.inner.queue, &mut drained, usize::MAX);
+        drained
     }
 
     /// Number of packets queued and not yet handed to any thread.
     pub fn queued(&self) -> usize {
-        lock(&self.inner.state).queue.len()
+        self.inner.queue.len()
     }
 
     /// Number of threads currently counted as running on this port (P9).
     pub fn running(&self) -> usize {
-        lock(&self.inner.state).running
+        load_latest(&self.inner.running)
     }
 
     /// Number of threads currently blocked in `get`/`get_many`: parked ones, plus the one
@@ -739,7 +978,8 @@ impl<C: Send + 'static> Drop for BlockingGuard<'_, C> {
         let id = self.port.id();
         // If the thread took a packet from this port inside the section, it counts already.
         if self.uncounted && !assoc::is_counted(id) {
-            lock(&self.port.inner.state).running += 1;
+            // Unconditionally, even over the limit (P9): this thread is running already.
+            self.port.inner.running.fetch_add(1, SeqCst);
             self.port.now_counted();
         }
     }
@@ -756,9 +996,9 @@ impl<C> fmt::Debug for CompletionPort<C> {
         let st = lock(&self.inner.state);
         f.debug_struct("CompletionPort")
             .field("concurrency", &self.inner.concurrency)
-            .field("queued", &st.queue.len())
+            .field("queued", &self.inner.queue.len())
             .field("waiting", &st.waiters.len())
-            .field("running", &st.running)
+            .field("running", &self.inner.running.load(SeqCst))
             .field("closed", &st.closed)
             .finish()
     }
@@ -769,6 +1009,6 @@ impl<C> Drop for Inner<C> {
         // Waiters borrow a `CompletionPort`, which holds a strong reference.
         let st = lock(&self.state);
         debug_assert!(st.waiters.is_empty(), "a port was dropped with threads waiting on it");
-        // The queue's packets (and their contexts) are dropped with `State` (P10).
+        // The queue's packets (and their contexts) are dropped with `queue` (P10).
     }
 }

@@ -470,6 +470,199 @@ fn drop_frees_queued_contexts() {
 }
 
 // ---------------------------------------------------------------------------------------
+// The lock-free paths (docs/design.md, "The port"): `post` pushes to the lock-free queue
+// and takes the lock only when `parked` shows a waiting thread; `get` pops without the
+// lock when it finds a packet and a free slot. Each model targets one race of the
+// `parked` protocol (announce, fence, re-check against push or free, fence, read
+// `parked`); a thread left parked beside a packet it may take shows up as a loom
+// deadlock.
+// ---------------------------------------------------------------------------------------
+
+// IOCP.md P7, P9: two posters and two getters, concurrency 2, all racing. A post's fast
+// path (push, fence, read `parked`) races each getter's parking (announce in `parked`,
+// fence, re-check the queue): whatever the interleaving, either the poster sees the
+// waiter and hands the packet over under the lock, or the waiter sees the packet and does
+// not park. Both getters receive one packet each; none is lost or delivered twice.
+#[test]
+fn post_fast_path_vs_getters_parking() {
+    loom::model(|| {
+        let port: CompletionPort<Token> = CompletionPort::new(2);
+        let live = Arc::new(());
+        let getter = || {
+            let port = port.clone();
+            thread::spawn(move || port.get(None).unwrap().context.id)
+        };
+        let (g1, g2) = (getter(), getter());
+        let poster = {
+            let (port, t) = (port.clone(), token(1, &live));
+            thread::spawn(move || port.post(0, 0, t).unwrap())
+        };
+        port.post(0, 0, token(2, &live)).unwrap();
+        poster.join().unwrap();
+        assert_exactly_once(vec![g1.join().unwrap(), g2.join().unwrap()], 2);
+        assert!(port.drain().is_empty());
+        until_running(&port, 0);
+        drop(port);
+        assert_eq!(Arc::strong_count(&live), 1);
+    });
+}
+
+// IOCP.md P7, P9, P6: concurrency 1. B is parked; a post hands its packet to B under the
+// lock (after winning the only running slot) while a new thread A polls without the lock
+// (`get(Some(0))`: take the slot, pop). Exactly one of them gets the packet, never both
+// and never neither; the two never run at once (the slot is won by one CAS); and if A won,
+// B stays parked (the queue is empty) until `close`.
+#[test]
+fn fast_get_vs_release_at_concurrency_one() {
+    loom::model(|| {
+        let port: CompletionPort<Token> = CompletionPort::new(1);
+        let live = Arc::new(());
+        let inside = Arc::new(AtomicUsize::new(0));
+        let b = {
+            let (port, inside) = (port.clone(), Arc::clone(&inside));
+            thread::spawn(move || {
+                let p = port.get(None).ok()?;
+                assert_eq!(inside.fetch_add(1, SeqCst), 0, "two threads ran at once");
+                assert_eq!(port.running(), 1);
+                inside.fetch_sub(1, SeqCst);
+                Some(p.context.id)
+            })
+        };
+        until_waiting(&port, 1); // B is parked
+        let a = {
+            let (port, inside) = (port.clone(), Arc::clone(&inside));
+            thread::spawn(move || match port.get(Some(Duration::ZERO)) {
+                Ok(p) => {
+                    assert_eq!(inside.fetch_add(1, SeqCst), 0, "two threads ran at once");
+                    inside.fetch_sub(1, SeqCst);
+                    Some(p.context.id)
+                }
+                Err(e) => {
+                    assert_eq!(e, GetError::TimedOut);
+                    None
+                }
+            })
+        };
+        port.post(0, 0, token(1, &live)).unwrap();
+        let got_a = a.join().unwrap();
+        if got_a.is_some() {
+            // A took the packet and exits; B must still be waiting, with nothing to take.
+            until_running(&port, 0);
+            port.close();
+        }
+        let got_b = b.join().unwrap();
+        assert_exactly_once(got_a.into_iter().chain(got_b).collect(), 1);
+        assert!(port.drain().is_empty());
+        until_running(&port, 0);
+        drop(port);
+        assert_eq!(Arc::strong_count(&live), 1);
+    });
+}
+
+// IOCP.md P9: concurrency 1, two packets queued, two threads. The first to get a packet
+// holds the only slot; the other finds the limit reached and parks, while the holder
+// exits, which gives its slot back outside any lock (the thread-local record's
+// destructor: fetch_sub, fence, read `parked`). That give-back races the parking
+// (announce, fence, re-check `running`): either the exiting thread sees the waiter and
+// releases it, or the waiter sees the free slot and does not park. Both threads get one
+// packet, in FIFO order of taking.
+#[test]
+fn slot_give_back_vs_parking_waiter() {
+    loom::model(|| {
+        let port: CompletionPort<Token> = CompletionPort::new(1);
+        let live = Arc::new(());
+        port.post(0, 0, token(1, &live)).unwrap();
+        port.post(0, 0, token(2, &live)).unwrap();
+        let getter = || {
+            let port = port.clone();
+            thread::spawn(move || port.get(None).unwrap().context.id)
+        };
+        let (g1, g2) = (getter(), getter());
+        assert_exactly_once(vec![g1.join().unwrap(), g2.join().unwrap()], 2);
+        until_running(&port, 0);
+        assert!(port.drain().is_empty());
+        drop(port);
+        assert_eq!(Arc::strong_count(&live), 1);
+    });
+}
+
+// IOCP.md P9 (`blocking`): as above, but the holder gives its slot back by entering
+// `blocking`, and stays blocked until the other thread has its packet (without the
+// release the model deadlocks). The give-back races the other thread's parking.
+#[test]
+fn blocking_give_back_vs_parking_waiter() {
+    loom::model(|| {
+        let port: CompletionPort<Token> = CompletionPort::new(1);
+        let live = Arc::new(());
+        port.post(0, 0, token(1, &live)).unwrap();
+        port.post(0, 0, token(2, &live)).unwrap();
+        let first = port.get(None).unwrap().context.id; // main holds the only slot
+        let other = {
+            let port = port.clone();
+            thread::spawn(move || port.get(None).unwrap().context.id)
+        };
+        let second = port.blocking(|| other.join().unwrap());
+        assert_eq!((first, second), (1, 2));
+        assert!(port.drain().is_empty());
+        drop(port);
+        assert_eq!(Arc::strong_count(&live), 1);
+    });
+}
+
+// IOCP.md P8, P10, P2: a post races `close` (not `drain`), with a getter waiting. The
+// post either fails, giving its context back, or lands in the queue (possibly after the
+// close: it passed its closed check first), where the getter may take it if it got there
+// before the close reached it; a later `drain` returns it otherwise. Exactly once, and
+// the getter returns the packet or `Closed`.
+#[test]
+fn post_races_close_then_drain() {
+    loom::model(|| {
+        let port: CompletionPort<Token> = CompletionPort::new(1);
+        let live = Arc::new(());
+        let getter = {
+            let port = port.clone();
+            thread::spawn(move || match port.get(None) {
+                Ok(p) => Some(p.context.id),
+                Err(e) => {
+                    assert_eq!(e, GetError::Closed);
+                    None
+                }
+            })
+        };
+        let poster = {
+            let (port, t) = (port.clone(), token(1, &live));
+            thread::spawn(move || port.post(0, 0, t).err().map(|e| e.into_inner().id))
+        };
+        port.close();
+        let refused = poster.join().unwrap();
+        let got = getter.join().unwrap();
+        let mut seen: Vec<usize> = refused.into_iter().chain(got).collect();
+        seen.extend(ids(port.drain()));
+        assert_exactly_once(seen, 1);
+        assert_closed_after(&port, &live);
+    });
+}
+
+// IOCP.md P7 (poller), P2: with a backend, a thread in `get(None)` becomes the poller and
+// waits in the kernel, announcing itself in `parked` first and re-checking the queue. A
+// post's fast path races that: either the poster sees the poller and wakes it out of the
+// kernel, or the poller sees the packet and takes it instead of waiting. The getter
+// receives the packet (a poller left in the kernel beside it is a loom deadlock).
+#[test]
+fn post_fast_path_vs_poller_entering_the_kernel() {
+    loom::model(|| {
+        let port = io_port(1);
+        let live = Arc::new(());
+        let getter = io_getter(&port);
+        port.post(1, 101, token(1, &live)).unwrap();
+        assert_eq!(getter.join().unwrap(), Some(1));
+        assert!(port.drain().is_empty());
+        drop(port);
+        assert_eq!(Arc::strong_count(&live), 1);
+    });
+}
+
+// ---------------------------------------------------------------------------------------
 // The poller protocol (docs/design.md, "I/O: the poller"), against the model kernel of
 // `completion-port/src/sys/fake.rs`: with a backend, one thread in `get` waits in the
 // kernel (the poller) and the others park. `fake_complete` is an I/O completion arriving
