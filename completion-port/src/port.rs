@@ -111,12 +111,14 @@ struct Inner<C> {
     /// a `blocking` section ends (which adds 1 unconditionally). Every decrement outside the
     /// lock goes through [`Inner::give_slot`] (see `parked`).
     running: CachePadded<AtomicUsize>,
-    /// The post gate, for `drain` (P10): bit 0 ([`POSTS_CLOSED`]) is set by `close`; the
-    /// rest counts, in units of [`ONE_POST`], the `post`s between their closed check and the
-    /// end of their push. A post that finds the bit set fails; `drain` waits for the count
-    /// to reach 0 before it takes the queue, so a post that passed the check before the
-    /// close has its packet in the queue by then and is drained exactly once.
-    posting: CachePadded<AtomicUsize>,
+    /// The post gate, for `drain` (P10): each stripe counts the `post`s, of the threads
+    /// mapped to it, that are between their entry (an increment, then a check of `closed`)
+    /// and the end of their push. All three are `SeqCst`, as is `close`'s store to
+    /// `closed`, so a post that finds `closed` false entered before `close`, and `drain`,
+    /// which waits for every stripe to reach 0 after `close`, finds its packet in the
+    /// queue: it is drained exactly once. A post that finds `closed` set leaves and fails.
+    /// Striped by thread so that posting threads do not contend on one counter.
+    posting: [CachePadded<AtomicUsize>; POST_STRIPES],
     /// Packets not yet given to any thread, oldest first (P5). Lock-free: pushed by `post`
     /// and the poller, popped by `get`, `release` and `drain`. A packet is removed exactly
     /// once (the queue is linearizable), by whichever pop gets it (P7).
@@ -128,10 +130,28 @@ struct Inner<C> {
     registry: std::sync::Arc<Registry>,
 }
 
-/// `Inner::posting`: the port is closed.
-const POSTS_CLOSED: usize = 1;
-/// `Inner::posting`: one post in progress.
-const ONE_POST: usize = 2;
+/// Stripes of `Inner::posting` (a power of two). One under loom: the protocol is the
+/// same for every stripe, and one keeps the models small.
+#[cfg(not(loom))]
+const POST_STRIPES: usize = 8;
+#[cfg(loom)]
+const POST_STRIPES: usize = 1;
+
+/// The calling thread's stripe of `Inner::posting`: threads take stripes in turn.
+#[cfg(not(loom))]
+fn post_stripe() -> usize {
+    use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering::Relaxed};
+    static NEXT: StdAtomicUsize = StdAtomicUsize::new(0);
+    std::thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Relaxed) % POST_STRIPES;
+    }
+    STRIPE.try_with(|s| *s).unwrap_or(0)
+}
+
+#[cfg(loom)]
+fn post_stripe() -> usize {
+    0
+}
 
 struct State<C> {
     /// Threads parked in `get`, the most recent last (P6 pops from the end).
@@ -416,7 +436,7 @@ impl<C: Send + 'static> CompletionPort<C> {
                 parked: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
                 running: CachePadded::new(AtomicUsize::new(0)),
-                posting: CachePadded::new(AtomicUsize::new(0)),
+                posting: std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0))),
                 queue: Queue::new(),
                 state: CachePadded::new(Mutex::new(State {
                     waiters: Vec::new(),
@@ -553,12 +573,14 @@ impl<C: Send + 'static> CompletionPort<C> {
     fn enqueue(&self, packet: Packet<C>) -> Result<(), Packet<C>> {
         let inner = &*self.inner;
         // Enter the post gate; `drain` waits for everyone inside it (see `Inner::posting`).
-        if inner.posting.fetch_add(ONE_POST, SeqCst) & POSTS_CLOSED != 0 {
-            inner.posting.fetch_sub(ONE_POST, SeqCst);
+        let gate = &inner.posting[post_stripe()];
+        gate.fetch_add(1, SeqCst);
+        if inner.closed.load(SeqCst) {
+            gate.fetch_sub(1, SeqCst);
             return Err(packet);
         }
         inner.queue.push(packet);
-        inner.posting.fetch_sub(ONE_POST, SeqCst);
+        gate.fetch_sub(1, SeqCst);
         // The `parked` protocol: queue, fence, then look for waiters.
         fence(SeqCst);
         if inner.parked.load(SeqCst) > 0 {
@@ -852,8 +874,8 @@ impl<C: Send + 'static> CompletionPort<C> {
                 return;
             }
             st.closed = true;
+            // `SeqCst`, paired with the post gate (see `Inner::posting`).
             self.inner.closed.store(true, SeqCst);
-            self.inner.posting.fetch_or(POSTS_CLOSED, SeqCst);
             let woken = std::mem::take(&mut st.waiters);
             self.inner.parked.fetch_sub(woken.len(), SeqCst);
             for w in &woken {
@@ -889,8 +911,10 @@ impl<C: Send + 'static> CompletionPort<C> {
         self.close();
         // A `post` that passed its closed check before `close` may still be pushing its
         // packet: wait until it has (a few instructions; posts never block).
-        while load_latest(&self.inner.posting) != POSTS_CLOSED {
-            spin_yield();
+        for gate in &self.inner.posting {
+            while load_latest(gate) != 0 {
+                spin_yield();
+            }
         }
         if let Some(drv) = self.existing_driver() {
             let mut reaped = Vec::new();
