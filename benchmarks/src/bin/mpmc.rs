@@ -143,11 +143,5 @@ fn main() {
         }
     };
     let secs = start.elapsed().as_secs_f64();
-    println!(
-        "{:?} {}x{}: {:.2} Mmsg/s",
-        args.imp,
-        args.posters,
-        args.getters,
-        moved as f64 / secs / 1e6
-    );
+    println!("{:?} {}x{}: {:.2} Mmsg/s", args.imp, args.posters, args.getters, moved as f64 / secs / 1e6);
 }
