@@ -46,3 +46,15 @@ fn randread_runs_the_port_variants() {
     }
     assert!(out.contains("port-nobatch"), "{out}");
 }
+
+#[test]
+fn mpmc_runs_every_queue() {
+    for imp in ["port", "crossbeam", "crossbeam3"] {
+        let out = run(
+            env!("CARGO_BIN_EXE_mpmc"),
+            &["--imp", imp, "--posters", "3", "--getters", "2", "--messages", "30000"],
+        );
+        // The binary itself asserts that exactly 30 000 messages arrived.
+        assert!(out.contains(" 3x2: ") && out.contains(" Mmsg/s"), "{imp}: {out}");
+    }
+}
