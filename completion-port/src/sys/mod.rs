@@ -20,10 +20,11 @@
 //!    their completions before it frees them or closes its kernel object (P10).
 //!
 //! Today there is one backend, io_uring ([`uring`]). The readiness fallback (epoll) and a
-//! native Windows backend would slot in as further variants of [`Driver`], chosen at run
-//! time by [`Backend`](crate::Backend).
+//! native Windows backend would slot in as further variants of [`Driver`] and [`OpRef`],
+//! chosen at run time when the port creates its backend ([`Driver::uring`] is that place
+//! today).
 //!
-//! Under `--cfg loom` there is also a model backend ([`fake`]), for the loom tests of the
+//! Under `--cfg loom` there is also a model backend (`fake`), for the loom tests of the
 //! poller protocol; it does no I/O.
 
 use crate::completion::Completion;

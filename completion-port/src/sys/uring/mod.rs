@@ -13,7 +13,7 @@
 //!
 //! # Ownership round trip
 //!
-//! An operation is an `Arc<Op<C>>`. [`op::into_user_data`] leaks one strong reference into
+//! An operation is an `Arc<Op<C>>`. [`op::prepare`] leaks one strong reference into
 //! the SQE's `user_data`; [`op::from_user_data`] takes it back when the CQE arrives. Every
 //! accepted SQE yields exactly one CQE (no multishot requests are used), so each reference
 //! is taken back exactly once. Cancellation handles are `Weak`: they keep the allocation
