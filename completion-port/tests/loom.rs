@@ -72,6 +72,14 @@ fn until_running<C: Send + 'static>(port: &CompletionPort<C>, n: usize) {
     }
 }
 
+/// The end of a model: every thread that took a packet gave its slot back (a livelock here
+/// if an exited thread kept counting), and dropping the port leaves no context alive.
+fn assert_all_released(port: CompletionPort<Token>, live: &Arc<()>) {
+    until_running(&port, 0);
+    drop(port);
+    assert_eq!(Arc::strong_count(live), 1);
+}
+
 // IOCP.md P7, P2: a poster and a getter that waits forever. Whatever the interleaving, the
 // getter receives the packet, unchanged, and nothing is left behind.
 #[test]
@@ -262,9 +270,7 @@ fn concurrency_one_runs_one_at_a_time() {
         port.post(0, 0, token(2, &live)).unwrap();
         assert!(port.running() <= 1);
         assert_exactly_once(vec![g1.join().unwrap(), g2.join().unwrap()], 2);
-        until_running(&port, 0); // an exited thread stops counting (a livelock here if not)
-        drop(port);
-        assert_eq!(Arc::strong_count(&live), 1);
+        assert_all_released(port, &live); // an exited thread stops counting
     });
 }
 
@@ -300,9 +306,7 @@ fn get_again_ends_running_period() {
         let mut seen = twice;
         seen.extend(once.join().unwrap());
         assert_exactly_once(seen, 3);
-        until_running(&port, 0);
-        drop(port);
-        assert_eq!(Arc::strong_count(&live), 1);
+        assert_all_released(port, &live);
     });
 }
 
@@ -337,9 +341,7 @@ fn blocking_releases_a_waiter() {
             })
         };
         assert_exactly_once(vec![blocker.join().unwrap(), other.join().unwrap()], 2);
-        until_running(&port, 0);
-        drop(port);
-        assert_eq!(Arc::strong_count(&live), 1);
+        assert_all_released(port, &live);
     });
 }
 
@@ -501,9 +503,7 @@ fn post_fast_path_vs_getters_parking() {
         poster.join().unwrap();
         assert_exactly_once(vec![g1.join().unwrap(), g2.join().unwrap()], 2);
         assert!(port.drain().is_empty());
-        until_running(&port, 0);
-        drop(port);
-        assert_eq!(Arc::strong_count(&live), 1);
+        assert_all_released(port, &live);
     });
 }
 
@@ -553,9 +553,7 @@ fn fast_get_vs_release_at_concurrency_one() {
         let got_b = b.join().unwrap();
         assert_exactly_once(got_a.into_iter().chain(got_b).collect(), 1);
         assert!(port.drain().is_empty());
-        until_running(&port, 0);
-        drop(port);
-        assert_eq!(Arc::strong_count(&live), 1);
+        assert_all_released(port, &live);
     });
 }
 
