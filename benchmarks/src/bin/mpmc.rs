@@ -39,15 +39,20 @@ struct Args {
     /// Queue to measure.
     #[arg(long, value_enum, default_value = "port")]
     imp: Imp,
-    /// Posting threads.
-    #[arg(long, default_value_t = 2)]
+    /// Posting threads (at least 1).
+    #[arg(long, default_value_t = 2, value_parser = at_least_one())]
     posters: usize,
-    /// Getting threads (and the port's concurrency).
-    #[arg(long, default_value_t = 2)]
+    /// Getting threads (and the port's concurrency; at least 1).
+    #[arg(long, default_value_t = 2, value_parser = at_least_one())]
     getters: usize,
     /// Messages in total (rounded down to a multiple of `--posters`).
     #[arg(long, default_value_t = 5_000_000)]
     messages: u64,
+}
+
+/// A thread count: 0 is a usage error (exit 2), not a panic.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 /// The stop message.
@@ -93,7 +98,6 @@ where
 
 fn main() {
     let args = Args::parse();
-    assert!(args.posters > 0 && args.getters > 0, "--posters and --getters must be at least 1");
     let start = Instant::now();
     let moved = match args.imp {
         Imp::Port => {
