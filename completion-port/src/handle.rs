@@ -215,7 +215,9 @@ impl<C: Send + 'static> Handle<C> {
         buffer: Option<Vec<u8>>,
         context: C,
     ) -> Result<OpId<C>, SubmitError<C>> {
-        if let Err(e) = self.shared.kind.check(&request) {
+        if let Err(e) =
+            request.check_args().and_then(|()| self.shared.kind.check(&request, self.shared.fd.as_fd()))
+        {
             return Err(SubmitError::new(e, context, buffer));
         }
         let Some(driver) = self.port.existing_driver() else {
@@ -223,27 +225,37 @@ impl<C: Send + 'static> Handle<C> {
         };
         self.shared.pending.fetch_add(1, Ordering::SeqCst);
         let op = OpData { handle: Arc::clone(&self.shared), key: self.shared.key, request, buffer, context };
-        // A worker running on this port will call `get` again soon; its submissions ride on
-        // that call's kernel entry instead of one system call each.
-        let defer = self.port.is_worker_thread();
-        driver.submit(op, defer).map(OpId).inspect_err(|_| {
+        // Handed to the kernel now (H9), unless this thread is inside a `batch` section,
+        // which submits when it ends.
+        driver.submit(op).map(OpId).inspect_err(|_| {
             self.shared.pending.fetch_sub(1, Ordering::SeqCst);
         })
     }
 
     /// Reads into `buf` (up to its capacity) from `offset` (`pread`; IOCP.md F1). Many
     /// reads may be in flight on one handle and complete in any order. A read at end of
-    /// file completes with `Ok(0)`.
+    /// file completes with `Ok(0)`. On a descriptor without positions (a pipe, a FIFO, a
+    /// terminal) the offset is ignored, as Windows ignores it there, and reads take the
+    /// data in the order the kernel runs them: keep one in flight (F5).
+    ///
+    /// It reaches the kernel before this call returns, unless this thread is inside a
+    /// [`CompletionPort::batch`] section (docs/semantics.md H9).
     ///
     /// # Errors
     ///
-    /// A [`SubmitError`] (with `buf` and `context`) if the buffer is longer than
-    /// [`MAX_BUFFER`](crate::MAX_BUFFER) or the port is closed.
+    /// A [`SubmitError`] (with `buf` and `context`): `InvalidInput` if `offset` is above
+    /// `i64::MAX` (F4) or the buffer is longer than [`MAX_BUFFER`](crate::MAX_BUFFER);
+    /// `BrokenPipe` if the port is closed.
     pub fn read_at(&self, buf: Vec<u8>, offset: u64, context: C) -> Result<OpId<C>, SubmitError<C>> {
         self.submit(Request::ReadAt { offset }, Some(buf), context)
     }
 
-    /// Writes `buf[..len]` at `offset` (`pwrite`; IOCP.md F1).
+    /// Writes `buf[..len]` at `offset` (`pwrite`; IOCP.md F1). On a descriptor without
+    /// positions (a pipe, a FIFO, a terminal) the offset is ignored and the data is
+    /// appended in the order the kernel runs the writes: keep one in flight (F5).
+    ///
+    /// It reaches the kernel before this call returns, unless this thread is inside a
+    /// [`CompletionPort::batch`] section (docs/semantics.md H9).
     ///
     /// # Errors
     ///
@@ -254,6 +266,9 @@ impl<C: Send + 'static> Handle<C> {
 
     /// Flushes data and metadata to the device (`fsync`; IOCP.md F2).
     ///
+    /// It reaches the kernel before this call returns, unless this thread is inside a
+    /// [`CompletionPort::batch`] section (docs/semantics.md H9).
+    ///
     /// # Errors
     ///
     /// A [`SubmitError`] if the port is closed.
@@ -262,6 +277,9 @@ impl<C: Send + 'static> Handle<C> {
     }
 
     /// Flushes data, and metadata only where needed to read it back (`fdatasync`; F2).
+    ///
+    /// It reaches the kernel before this call returns, unless this thread is inside a
+    /// [`CompletionPort::batch`] section (docs/semantics.md H9).
     ///
     /// # Errors
     ///
@@ -275,6 +293,9 @@ impl<C: Send + 'static> Handle<C> {
     /// [`Completion::accepted`](crate::Completion::accepted) and the peer in
     /// [`Completion::addr`](crate::Completion::addr).
     ///
+    /// It reaches the kernel before this call returns, unless this thread is inside a
+    /// [`CompletionPort::batch`] section (docs/semantics.md H9).
+    ///
     /// # Errors
     ///
     /// `InvalidInput` if the handle is not a listening socket; `BrokenPipe` if the port is
@@ -285,6 +306,9 @@ impl<C: Send + 'static> Handle<C> {
 
     /// Connects a socket (`connect`; N2). Associate an unconnected socket, such as a
     /// `socket2::Socket`, to use it.
+    ///
+    /// It reaches the kernel before this call returns, unless this thread is inside a
+    /// [`CompletionPort::batch`] section (docs/semantics.md H9).
     ///
     /// # Errors
     ///
@@ -297,6 +321,9 @@ impl<C: Send + 'static> Handle<C> {
     /// completes it with `Ok(0)` (N3); a reset with `ConnectionReset` (N4). A buffer of
     /// capacity 0 completes when data is readable, without consuming it (N6).
     ///
+    /// It reaches the kernel before this call returns, unless this thread is inside a
+    /// [`CompletionPort::batch`] section (docs/semantics.md H9).
+    ///
     /// # Errors
     ///
     /// `InvalidInput` if the handle is not a connected-style socket (a file or a listener).
@@ -306,6 +333,9 @@ impl<C: Send + 'static> Handle<C> {
 
     /// Sends `buf[..len]` (`send` with `MSG_NOSIGNAL`; N2). It may complete partially: the
     /// byte count says how much went.
+    ///
+    /// It reaches the kernel before this call returns, unless this thread is inside a
+    /// [`CompletionPort::batch`] section (docs/semantics.md H9).
     ///
     /// # Errors
     ///
@@ -361,7 +391,7 @@ impl<C: Send + 'static> Handle<C> {
     }
 
     fn check_eager(&self, request: &Request) -> io::Result<()> {
-        self.shared.kind.check(request)?;
+        self.shared.kind.check(request, self.shared.fd.as_fd())?;
         if self.port.is_closed() {
             return Err(crate::sys::closed_error());
         }
@@ -377,6 +407,9 @@ impl<C: Send + 'static> Handle<C> {
 
     /// Shuts down one or both directions (`shutdown`; N2).
     ///
+    /// It reaches the kernel before this call returns, unless this thread is inside a
+    /// [`CompletionPort::batch`] section (docs/semantics.md H9).
+    ///
     /// # Errors
     ///
     /// As [`recv`](Self::recv).
@@ -386,6 +419,9 @@ impl<C: Send + 'static> Handle<C> {
 
     /// Receives one datagram into `buf` (`recvmsg`; N2); the packet's `addr` is the sender.
     ///
+    /// It reaches the kernel before this call returns, unless this thread is inside a
+    /// [`CompletionPort::batch`] section (docs/semantics.md H9).
+    ///
     /// # Errors
     ///
     /// `InvalidInput` if the handle is not a datagram socket.
@@ -394,6 +430,9 @@ impl<C: Send + 'static> Handle<C> {
     }
 
     /// Sends `buf[..len]` as one datagram to `addr` (`sendmsg`; N2).
+    ///
+    /// It reaches the kernel before this call returns, unless this thread is inside a
+    /// [`CompletionPort::batch`] section (docs/semantics.md H9).
     ///
     /// # Errors
     ///

@@ -9,6 +9,7 @@ use socket2::SockAddr;
 use std::fmt;
 use std::io;
 use std::net::Shutdown;
+use std::os::fd::BorrowedFd;
 
 /// The largest buffer one operation accepts: the kernel's length fields are 32-bit.
 pub const MAX_BUFFER: usize = u32::MAX as usize;
@@ -39,7 +40,27 @@ pub(crate) enum Request {
     SendTo { addr: Box<SockAddr> },
 }
 
+/// The largest file offset `pread`/`pwrite` accept (`off_t` is signed); io_uring would
+/// read a larger one, `u64::MAX` (-1), as "the current file position" (docs/semantics.md F4).
+pub(crate) const MAX_OFFSET: u64 = i64::MAX as u64;
+
 impl Request {
+    /// Refuses arguments the kernel would misread, before anything is submitted, whatever
+    /// the backend (docs/semantics.md F4).
+    pub(crate) fn check_args(&self) -> io::Result<()> {
+        match self {
+            Request::ReadAt { offset } | Request::WriteAt { offset } if *offset > MAX_OFFSET => {
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "file offset {offset} is above the largest one pread/pwrite accept ({MAX_OFFSET})"
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Whether the request reads into the buffer (its capacity is the length asked for).
     pub(crate) fn fills_buffer(&self) -> bool {
         matches!(self, Request::ReadAt { .. } | Request::Recv | Request::RecvFrom)
@@ -61,12 +82,17 @@ pub(crate) enum FdKind {
 
 impl FdKind {
     /// Refuses requests that cannot work on this kind of descriptor (IOCP.md H2: a clear
-    /// error at submission, no packet).
-    pub(crate) fn check(self, req: &Request) -> io::Result<()> {
+    /// error at submission, no packet). `fd` is asked whether it listens now when the kind
+    /// learned at association says it did not (docs/semantics.md N7: `listen` may come
+    /// after `associate`).
+    pub(crate) fn check(self, req: &Request, fd: BorrowedFd<'_>) -> io::Result<()> {
         use FdKind::*;
         let ok = match req {
             Request::ReadAt { .. } | Request::WriteAt { .. } | Request::Sync { .. } => true,
-            Request::Accept => self == Listener,
+            Request::Accept => {
+                self == Listener
+                    || (self == Stream && rustix::net::sockopt::socket_acceptconn(fd).unwrap_or(false))
+            }
             Request::Connect { .. } => matches!(self, Stream | Datagram),
             Request::Recv | Request::Send | Request::Shutdown { .. } => matches!(self, Stream | Datagram),
             Request::RecvFrom | Request::SendTo { .. } => self == Datagram,

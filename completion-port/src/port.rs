@@ -401,7 +401,7 @@ struct PortRef<C>(Weak<Inner<C>>);
 
 impl<C: Send + 'static> Inner<C> {
     fn uncount(&self) {
-        // The thread's deferred submissions must not wait for a `get` that will not come.
+        // Submissions queued after a transient submit failure go to the kernel now.
         if let Some(d) = self.driver.get() {
             d.flush();
         }
@@ -532,13 +532,13 @@ impl<C: Send + 'static> CompletionPort<C> {
 
     /// Runs `f`; operations this thread submits inside it are handed to the kernel with one
     /// system call when `f` returns, instead of one call each. Nested batches submit at the
-    /// end of the outermost one. On a worker thread (one that holds a packet from this
-    /// port) they are handed over at its next `get` instead, in the same system call that
-    /// waits (see `docs/design.md`). Without a backend (no handle associated yet) this
-    /// simply runs `f`.
+    /// end of the outermost one. This is the only place where an operation may wait in
+    /// user space after the call that started it returned (docs/semantics.md H9): do not
+    /// wait inside `f` for an operation submitted inside it. Without a backend (no handle
+    /// associated yet) this simply runs `f`.
     pub fn batch<R>(&self, f: impl FnOnce() -> R) -> R {
         match self.existing_driver() {
-            Some(d) => d.batch(self.is_worker_thread(), f),
+            Some(d) => d.batch(f),
             None => f(),
         }
     }
@@ -644,12 +644,6 @@ impl<C: Send + 'static> CompletionPort<C> {
         arc_addr(&self.inner)
     }
 
-    /// Whether the calling thread runs on this port (it holds a packet from it and will
-    /// call `get` again, or exit).
-    pub(crate) fn is_worker_thread(&self) -> bool {
-        assoc::is_counted(self.id())
-    }
-
     fn weak_ref(&self) -> Box<dyn Account> {
         Box::new(PortRef(downgrade(&self.inner)))
     }
@@ -678,7 +672,7 @@ impl<C: Send + 'static> CompletionPort<C> {
         if assoc::is_counted(id) && !inner.closed.load(SeqCst) {
             let n = pop_into(&inner.queue, out, max);
             if n > 0 {
-                // Submissions this thread deferred go to the kernel now, not at its next get.
+                // Anything left queued after a transient submit failure goes to the kernel.
                 inner.flush();
                 return Ok(n);
             }
@@ -737,7 +731,7 @@ impl<C: Send + 'static> CompletionPort<C> {
                     let wake = inner.release(&mut st);
                     drop(st);
                     inner.wake(wake);
-                    // Submissions this thread deferred go to the kernel now, not at its next get.
+                    // Anything left queued after a transient submit failure goes to the kernel.
                     inner.flush();
                     self.now_counted();
                     return Ok(n);

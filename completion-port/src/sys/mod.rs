@@ -95,17 +95,18 @@ impl<C: Send + 'static> Driver<C> {
         }
     }
 
-    /// With `defer`, the operation may wait in user space until the next `wait` or
-    /// `flush` (the caller guarantees one comes soon).
-    pub(crate) fn submit(&self, op: OpData<C>, defer: bool) -> Result<OpRef<C>, SubmitError<C>> {
+    /// Starts one operation: it reaches the kernel before this returns (docs/semantics.md
+    /// H9), unless this thread is inside a [`batch`](Self::batch) section for this backend,
+    /// which hands it over when the section ends.
+    pub(crate) fn submit(&self, op: OpData<C>) -> Result<OpRef<C>, SubmitError<C>> {
         match self {
-            Driver::Uring(u) => u.submit(op, defer).map(OpRef::Uring),
+            Driver::Uring(u) => u.submit(op).map(OpRef::Uring),
             #[cfg(loom)]
             Driver::Fake(k) => Err(k.submit(op)),
         }
     }
 
-    /// Hands deferred submissions to the kernel.
+    /// Hands queued submissions (a transient submit failure's) to the kernel.
     pub(crate) fn flush(&self) {
         match self {
             Driver::Uring(u) => u.flush(),
@@ -180,13 +181,13 @@ impl<C: Send + 'static> Driver<C> {
         }
     }
 
-    /// Runs `f` with submissions from this thread batched into one kernel call at the end
-    /// (or, with `defer_end`, at the calling worker's next `get`).
-    pub(crate) fn batch<R>(&self, defer_end: bool, f: impl FnOnce() -> R) -> R {
+    /// Runs `f` with submissions from this thread batched into one kernel call when the
+    /// outermost section ends.
+    pub(crate) fn batch<R>(&self, f: impl FnOnce() -> R) -> R {
         match self {
-            Driver::Uring(u) => u.batch(defer_end, f),
+            Driver::Uring(u) => u.batch(f),
             #[cfg(loom)]
-            Driver::Fake(k) => k.batch(f), // defer_end: nothing is deferred by the fake
+            Driver::Fake(k) => k.batch(f),
         }
     }
 }

@@ -262,9 +262,9 @@ fn s2_pool_shutdown_with_io_in_flight() {
     assert_eq!(port.get(None).unwrap_err(), GetError::Closed);
 }
 
-// IOCP.md H2, H4: a worker's submissions ride on its next kernel entry; they are still
-// handed to the kernel when the worker instead parks, takes a queued packet, blocks, or
-// exits, so no operation is ever stranded in user space.
+// IOCP.md H2, H4, H9: a worker's submissions reach the kernel whatever the worker does
+// next: it parks, takes a queued packet, blocks, or exits; no operation is ever stranded
+// in user space.
 #[test]
 fn h2_deferred_submissions_are_never_stranded() {
     let port = CompletionPort::<&str>::new(4);

@@ -9,4 +9,5 @@ mod lifecycle;
 mod net;
 mod pool;
 mod port;
+mod regress;
 mod stress;

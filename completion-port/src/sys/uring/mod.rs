@@ -28,6 +28,7 @@
 //! kernel therefore never writes into freed memory, whatever the application leaked.
 
 mod op;
+mod owner;
 
 pub(crate) use op::OpRef;
 
@@ -73,8 +74,8 @@ pub(crate) struct Uring<C> {
     cq: Mutex<()>,
     /// Operations pushed whose completion has not yet been delivered to the port queue.
     in_flight: AtomicUsize,
-    /// SQEs pushed but deliberately not yet submitted (a worker's deferred submissions or
-    /// a batch); the next `wait` or `flush` hands them to the kernel.
+    /// SQEs pushed but not yet submitted (inside a `batch` section, or after a transient
+    /// submit failure); the next `wait`, `peek` or `flush` hands them to the kernel.
     deferred: AtomicUsize,
     _context: PhantomData<fn(C) -> C>,
 }
@@ -110,9 +111,9 @@ impl<C: Send + 'static> Uring<C> {
         })
     }
 
-    /// Starts one operation. With `defer`, the SQE is queued and handed to the kernel by
-    /// the next `wait` or `flush` instead of its own system call.
-    pub(crate) fn submit(&self, data: OpData<C>, defer: bool) -> Result<OpRef<C>, SubmitError<C>> {
+    /// Starts one operation: its SQE is handed to the kernel at once, or at the end of
+    /// this thread's `batch` section.
+    pub(crate) fn submit(&self, data: OpData<C>) -> Result<OpRef<C>, SubmitError<C>> {
         if let Some(buf) = &data.buffer {
             let len = if data.request.fills_buffer() { buf.capacity() } else { buf.len() };
             if len > MAX_BUFFER {
@@ -132,7 +133,7 @@ impl<C: Send + 'static> Uring<C> {
             let (context, buffer) = op::reclaim(user_data);
             return Err(SubmitError::new(e, context, buffer));
         }
-        if defer || self.batching() {
+        if self.batching() {
             self.deferred.fetch_add(1, Ordering::SeqCst);
         } else {
             self.submit_now();
@@ -200,27 +201,28 @@ impl<C: Send + 'static> Uring<C> {
                 Ok(_) => return,
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                 Err(e) => {
+                    // The kernel pushes back (completions overflowing): they are read soon,
+                    // and the next enter, the poller's included, submits what is queued.
                     tracing::debug!(error = %e, "io_uring submit deferred");
+                    self.deferred.fetch_add(1, Ordering::SeqCst);
                     return;
                 }
             }
         }
     }
 
-    /// Runs `f` with this thread's submissions to this ring batched. At the end of the
-    /// outermost section they are submitted with one system call, unless `defer_end`
-    /// (the caller is a worker whose next `get` will submit them in its own wait call).
-    /// A nested section for another ring is run unbatched.
-    pub(crate) fn batch<R>(&self, defer_end: bool, f: impl FnOnce() -> R) -> R {
+    /// Runs `f` with this thread's submissions to this ring batched: at the end of the
+    /// outermost section they are submitted with one system call. A nested section for
+    /// another ring is run unbatched.
+    pub(crate) fn batch<R>(&self, f: impl FnOnce() -> R) -> R {
         struct Section<'a, C: Send + 'static> {
             ring: &'a Uring<C>,
             outer: (usize, u32),
-            defer_end: bool,
         }
         impl<C: Send + 'static> Drop for Section<'_, C> {
             fn drop(&mut self) {
                 BATCH.with(|b| b.set(self.outer));
-                if self.outer.1 == 0 && !self.defer_end {
+                if self.outer.1 == 0 {
                     self.ring.flush();
                 }
             }
@@ -230,7 +232,7 @@ impl<C: Send + 'static> Uring<C> {
             return f();
         }
         BATCH.with(|b| b.set((self.id(), outer.1 + 1)));
-        let _section = Section { ring: self, outer, defer_end };
+        let _section = Section { ring: self, outer };
         f()
     }
 
@@ -288,16 +290,13 @@ impl<C: Send + 'static> Uring<C> {
                 // arrival means the kernel is done with the operation's memory.
                 let op = unsafe { op::from_user_data::<C>(user_data) };
                 let res = cqe.result();
-                if res == -libc::ECANCELED {
-                    match self.resubmit(op) {
-                        Ok(()) => {
-                            resubmitted = true;
-                            continue;
-                        }
-                        Err(op) => out.push(op::complete(op, res)),
-                    }
-                } else {
+                if res != -libc::ECANCELED {
                     out.push(op::complete(op, res));
+                    continue;
+                }
+                match self.after_cancel(op) {
+                    Ok(()) => resubmitted = true,
+                    Err((op, res)) => out.push(op::complete(op, res)),
                 }
             }
         }
@@ -306,23 +305,31 @@ impl<C: Send + 'static> Uring<C> {
         }
     }
 
-    /// The kernel cancels the operations of a thread that exits. If nobody asked for this
-    /// operation's cancellation (not `cancel`, not `cancel_all` or a handle close, not the
-    /// port's close), push it again from this live thread, so that it outlives the thread
-    /// that submitted it (IOCP.md H4). The checks run under the SQ lock, which every
-    /// cancellation takes after recording itself, so a cancel is never lost: it is either
-    /// seen here or queued behind the resubmitted operation.
-    fn resubmit(&self, op: Arc<op::Op<C>>) -> Result<(), Arc<op::Op<C>>> {
+    /// An operation came back `ECANCELED`. If we asked for that (`cancel`, `cancel_all` or
+    /// a handle close, the port's close), it completes cancelled. Otherwise the kernel did
+    /// it on its own: because the thread that submitted it exited (it is restarted from
+    /// this live thread, so that it outlives its thread, H4, H10), or because the kernel
+    /// could not run it (it completes with `EAGAIN`). The checks run under the SQ lock,
+    /// which every cancellation takes after recording itself, so a cancel is never lost:
+    /// it is either seen here or queued behind the restarted operation.
+    #[allow(clippy::type_complexity)]
+    fn after_cancel(&self, op: Arc<op::Op<C>>) -> Result<(), (Arc<op::Op<C>>, i32)> {
         let closed = lock(&self.sq);
         if *closed || op.cancel_requested.load(Ordering::SeqCst) || op::handle_epoch(&op) != op.epoch {
-            return Err(op);
+            return Err((op, -libc::ECANCELED));
         }
-        let entry = op::resubmit_entry(&op);
+        let entry = match op::after_kernel_cancel(&op) {
+            op::KernelCancel::Restart(entry) => entry,
+            op::KernelCancel::Complete(res) => {
+                tracing::debug!(res, "an operation the kernel cancelled on its own completes");
+                return Err((op, res));
+            }
+        };
         if let Err(e) = self.push_locked(&closed, &entry) {
-            tracing::warn!(error = %e, "could not resubmit an operation cancelled by thread exit");
-            return Err(op);
+            tracing::warn!(error = %e, "could not restart an operation cancelled by its thread's exit");
+            return Err((op, -libc::ECANCELED));
         }
-        tracing::debug!("resubmitted an operation its exiting thread left behind");
+        tracing::debug!("restarted an operation its exiting thread left behind");
         // The kernel owns the reference again.
         let _ = Arc::into_raw(op);
         Ok(())

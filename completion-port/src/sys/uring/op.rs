@@ -1,6 +1,7 @@
 //! One io_uring operation: its memory, its SQE, and the one round trip of its ownership
 //! through the kernel's `user_data`.
 
+use super::owner::Owner;
 use crate::completion::Completion;
 use crate::op::Request;
 use crate::sys::OpData;
@@ -28,6 +29,10 @@ pub(crate) struct Op<C> {
 
 struct Body<C> {
     data: OpData<C>,
+    /// The thread that last handed this operation to the kernel (H10).
+    owner: Owner,
+    /// How many times the reaper restarted it after its owner exited (H10).
+    restarts: u32,
     /// Memory the kernel reads or writes besides the buffer: a socket address and the
     /// `msghdr`/`iovec` of `recvmsg`/`sendmsg`. It sits inside the `Arc` allocation, so
     /// its address is stable for the operation's life.
@@ -98,7 +103,7 @@ pub(crate) fn prepare<C>(data: OpData<C>, epoch: u32) -> (squeue::Entry, OpRef<C
     let mut op = Arc::new(Op {
         cancel_requested: AtomicBool::new(false),
         epoch,
-        body: UnsafeCell::new(Some(Body { data, scratch: None })),
+        body: UnsafeCell::new(Some(Body { data, owner: Owner::current(), restarts: 0, scratch: None })),
     });
     let entry = {
         let op = Arc::get_mut(&mut op).expect("a fresh Arc is unique");
@@ -116,7 +121,7 @@ pub(crate) fn prepare<C>(data: OpData<C>, epoch: u32) -> (squeue::Entry, OpRef<C
 ///
 /// # Safety
 ///
-/// `user_data` must come from [`prepare`] (or [`resubmit_entry`]'s caller re-leaking it)
+/// `user_data` must come from [`prepare`] (or [`after_kernel_cancel`]'s caller re-leaking it)
 /// with the same `C`, and be passed here exactly once per leak, once the kernel no longer
 /// uses the operation's memory.
 pub(crate) unsafe fn from_user_data<C>(user_data: u64) -> Arc<Op<C>> {
@@ -125,21 +130,47 @@ pub(crate) unsafe fn from_user_data<C>(user_data: u64) -> Arc<Op<C>> {
     unsafe { Arc::from_raw(user_data as *const Op<C>) }
 }
 
-/// Rebuilds the SQE of an operation the kernel cancelled on its own (its submitting
-/// thread exited), so that it can be pushed again under the same `user_data`.
-pub(crate) fn resubmit_entry<C>(op: &Arc<Op<C>>) -> squeue::Entry {
+/// The most times one operation is restarted after its owner exited. Each restart needs a
+/// new owner's exit, so a real program stays far below it; it is a backstop against a
+/// kernel that keeps cancelling (docs/semantics.md H10).
+pub(crate) const MAX_RESTARTS: u32 = 64;
+
+/// What to do with an operation the kernel cancelled without being asked to.
+pub(crate) enum KernelCancel {
+    /// Its owner exited: push this entry again (the owner is now the calling thread).
+    Restart(squeue::Entry),
+    /// Complete it with this result (a negated errno, or a count).
+    Complete(i32),
+}
+
+/// Decides, for an operation the kernel cancelled on its own, whether its owner's exit is
+/// the reason (then it is restarted from the calling thread, which becomes its owner) or
+/// something else is (then the kernel could not run it: `EAGAIN`).
+///
+/// A zero-length receive whose owner exited is not restarted: the kernel fails such a
+/// poll only when its readiness fires, so it completes, as it would have had the thread
+/// lived; a restart could find the data already taken by another receive and wait forever.
+pub(crate) fn after_kernel_cancel<C>(op: &Arc<Op<C>>) -> KernelCancel {
     // SAFETY: called by the reaper after the operation's CQE arrived and before it is
-    // pushed again: the kernel no longer uses the body and no other thread touches it.
+    // pushed again or completed: the kernel no longer uses the body and no other thread
+    // touches it.
     let body = unsafe { &mut *op.body.get() };
-    match body.as_mut() {
-        Some(body) => build_entry(body).user_data(op.user_data()),
-        None => unreachable!("an operation in flight has its body"),
+    let Some(body) = body.as_mut() else { unreachable!("an operation in flight has its body") };
+    if body.owner.is_alive() || body.restarts >= MAX_RESTARTS {
+        return KernelCancel::Complete(-libc::EAGAIN);
     }
+    let zero_length = body.data.buffer.as_ref().is_some_and(|b| b.capacity() == 0);
+    if matches!(body.data.request, Request::Recv) && zero_length {
+        return KernelCancel::Complete(0);
+    }
+    body.owner = Owner::current();
+    body.restarts += 1;
+    KernelCancel::Restart(build_entry(body).user_data(op.user_data()))
 }
 
 /// The handle an operation runs on.
 pub(crate) fn handle_epoch<C>(op: &Arc<Op<C>>) -> u32 {
-    // SAFETY: as in `resubmit_entry`: only the reaper, between CQE and re-push, calls this.
+    // SAFETY: as in `after_kernel_cancel`: only the reaper, between CQE and re-push, calls this.
     let body = unsafe { &*op.body.get() };
     body.as_ref().map_or(0, |b| b.data.handle.cancel_epoch())
 }
@@ -224,10 +255,15 @@ pub(crate) fn reclaim<C>(user_data: u64) -> (C, Option<Vec<u8>>) {
 
 /// Turns a CQE into the operation's one packet (IOCP.md H2, H3).
 pub(crate) fn complete<C>(op: Arc<Op<C>>, res: i32) -> Completion<C> {
-    let Body { data, scratch } = take_body(op);
+    let Body { data, scratch, restarts, .. } = take_body(op);
     let OpData { handle, key, request, mut buffer, context } = data;
     let mut completion = Completion::io(key, context);
-    completion.result = if res < 0 {
+    completion.result = if res == -libc::EISCONN && restarts > 0 && matches!(request, Request::Connect { .. })
+    {
+        // The first attempt connected before its owner's exit cancelled the wait for it;
+        // the restart must not report that as a failure (H10).
+        Ok(0)
+    } else if res < 0 {
         Err(io::Error::from_raw_os_error(-res))
     } else {
         let n = res as usize;
