@@ -1,5 +1,6 @@
 //! The integration suite: one binary, organised by area. Every test names the rule of
-//! `IOCP.md` it checks.
+//! `docs/semantics.md` it checks (`// Rule H2: ...`), and `rules.rs` checks that every rule
+//! id cited in the repository is defined there.
 
 mod bad_input;
 mod chaos;
@@ -9,4 +10,5 @@ mod lifecycle;
 mod net;
 mod pool;
 mod port;
+mod rules;
 mod stress;
