@@ -75,3 +75,8 @@ pub use handle::{Handle, OpId, Started};
 pub use op::{SubmitError, MAX_BUFFER};
 pub use pool::WorkerPool;
 pub use port::{BlockingGuard, CompletionPort};
+
+/// The crate README's example, compiled and run as a doctest so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;
