@@ -13,4 +13,4 @@ cd "$(dirname "$0")/.."
 echo "== machine: $(nproc) CPUs, kernel $(uname -r), $(rustc --version)"
 echo "== commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 mkdir -p target
-cargo bench -p completion-port --bench port -- "$@" 2>&1 | tee target/bench-port.txt
+cargo bench -p benchmarks --bench port -- "$@" 2>&1 | tee target/bench-port.txt

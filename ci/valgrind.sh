@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the shutdown tests under valgrind: a port closed (and one dropped) with thousands of
 # operations in flight must hand back or free every context and buffer, and leak nothing
-# (IOCP.md P10). Fails on any definite leak or memory error.
+# (docs/semantics.md P10). Fails on any definite leak or memory error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,5 +1,5 @@
 //! Seeds 001/002: worker threads wait on the port; the main thread posts work, then one
-//! packet with a shutdown key per worker (IOCP.md S1). Each worker exits when it sees its
+//! packet with a shutdown key per worker (rule S1). Each worker exits when it sees its
 //! shutdown packet and never calls `get` again (release is LIFO, so a worker that kept
 //! looping could take another worker's shutdown packet).
 //!
@@ -34,13 +34,9 @@ fn main() {
                         println!("worker {n}: shutdown packet, exiting after {done} jobs");
                         return done;
                     }
+                    let bytes = packet.result().unwrap_or(0); // posted packets never fail
                     let job = packet.context.expect("work packets carry a job");
-                    println!(
-                        "worker {n}: job {} ({} bytes): {}",
-                        job.id,
-                        packet.result.unwrap_or(0),
-                        job.text
-                    );
+                    println!("worker {n}: job {} ({bytes} bytes): {}", job.id, job.text);
                     done += 1;
                 }
             })

@@ -1,4 +1,4 @@
-//! Which port the current thread counts as running on (IOCP.md P9).
+//! Which port the current thread counts as running on (docs/semantics.md P9).
 //!
 //! Windows ties a thread to the last completion port it waited on: from the moment `get`
 //! hands it a packet until it calls `get` again (on that port or another) or exits, it

@@ -6,7 +6,7 @@ use std::io;
 
 /// Why [`CompletionPort::get`] or [`CompletionPort::get_many`] returned no packet.
 ///
-/// These are the outcomes (c) and (d) of IOCP.md P3, kept apart from packets whose
+/// These are the outcomes (c) and (d) of rule P3 (docs/semantics.md in the repository), kept apart from packets whose
 /// operation failed, which arrive as `Ok(Completion)` with an `Err` result.
 ///
 /// [`CompletionPort::get`]: crate::CompletionPort::get
@@ -43,7 +43,7 @@ impl From<GetError> for io::Error {
 #[derive(PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PostError<C> {
-    /// The port is closed (IOCP.md P2, P8).
+    /// The port is closed (rules P2, P8).
     #[error("the completion port is closed")]
     Closed(C),
 }

@@ -1,4 +1,4 @@
-//! Handles: files and sockets associated with a port under a key (IOCP.md H1–H8, F, N).
+//! Handles: files and sockets associated with a port under a key (docs/semantics.md H1–H8, F, N).
 
 use crate::op::{FdKind, Request, SubmitError};
 use crate::port::CompletionPort;
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 /// A file or socket associated with a [`CompletionPort`]: every operation started through
-/// it completes to that port, carrying the handle's key (IOCP.md H1).
+/// it completes to that port, carrying the handle's key (docs/semantics.md H1).
 ///
 /// Each operation takes an owned buffer and a context; the buffer belongs to the
 /// operation until its packet is delivered, and comes back in the packet with the bytes
@@ -63,7 +63,7 @@ pub(crate) struct HandleShared {
     pending: AtomicUsize,
     /// Incremented by every `cancel_all` (and handle close) before its cancel request is
     /// queued; an operation that the kernel cancels while its epoch still matches was not
-    /// cancelled by us (its submitting thread exited) and is resubmitted (IOCP.md H4).
+    /// cancelled by us (its submitting thread exited) and is resubmitted (docs/semantics.md H4).
     cancel_epoch: AtomicU32,
     registry: Weak<Registry>,
 }
@@ -144,7 +144,7 @@ fn classify(fd: &OwnedFd) -> io::Result<FdKind> {
 
 impl<C: Send + 'static> CompletionPort<C> {
     /// Associates a file or socket with the port under `key`
-    /// (`CreateIoCompletionPort(handle, port, key, 0)`, IOCP.md H1). Accepts anything that
+    /// (`CreateIoCompletionPort(handle, port, key, 0)`, docs/semantics.md H1). Accepts anything that
     /// owns a descriptor: `std::fs::File`, `std::net::{TcpListener, TcpStream, UdpSocket}`,
     /// `socket2::Socket`, `OwnedFd`. The handle owns the descriptor from now on.
     ///
@@ -232,7 +232,7 @@ impl<C: Send + 'static> Handle<C> {
         })
     }
 
-    /// Reads into `buf` (up to its capacity) from `offset` (`pread`; IOCP.md F1). Many
+    /// Reads into `buf` (up to its capacity) from `offset` (`pread`; docs/semantics.md F1). Many
     /// reads may be in flight on one handle and complete in any order. A read at end of
     /// file completes with `Ok(0)`. On a descriptor without positions (a pipe, a FIFO, a
     /// terminal) the offset is ignored, as Windows ignores it there, and reads take the
@@ -250,7 +250,7 @@ impl<C: Send + 'static> Handle<C> {
         self.submit(Request::ReadAt { offset }, Some(buf), context)
     }
 
-    /// Writes `buf[..len]` at `offset` (`pwrite`; IOCP.md F1). On a descriptor without
+    /// Writes `buf[..len]` at `offset` (`pwrite`; docs/semantics.md F1). On a descriptor without
     /// positions (a pipe, a FIFO, a terminal) the offset is ignored and the data is
     /// appended in the order the kernel runs the writes: keep one in flight (F5).
     ///
@@ -264,7 +264,7 @@ impl<C: Send + 'static> Handle<C> {
         self.submit(Request::WriteAt { offset }, Some(buf), context)
     }
 
-    /// Flushes data and metadata to the device (`fsync`; IOCP.md F2).
+    /// Flushes data and metadata to the device (`fsync`; docs/semantics.md F2).
     ///
     /// It reaches the kernel before this call returns, unless this thread is inside a
     /// [`CompletionPort::batch`] section (docs/semantics.md H9).
@@ -288,7 +288,7 @@ impl<C: Send + 'static> Handle<C> {
         self.submit(Request::Sync { data_only: true }, None, context)
     }
 
-    /// Accepts a connection on a listening socket (`accept4`; IOCP.md N1). The packet
+    /// Accepts a connection on a listening socket (`accept4`; docs/semantics.md N1). The packet
     /// carries this (the listener's) key, the new socket in
     /// [`Completion::accepted`](crate::Completion::accepted) and the peer in
     /// [`Completion::addr`](crate::Completion::addr).
@@ -371,7 +371,7 @@ impl<C: Send + 'static> Handle<C> {
     /// Receives into `buf` at once if data (or end of stream, or an error) is already
     /// there, else starts an overlapped receive as [`recv`](Self::recv) does. See
     /// [`send_eager`](Self::send_eager) for what `Done` and `Pending` mean. A zero-capacity
-    /// buffer always goes the overlapped way (IOCP.md N6).
+    /// buffer always goes the overlapped way (docs/semantics.md N6).
     ///
     /// # Errors
     ///
@@ -442,7 +442,7 @@ impl<C: Send + 'static> Handle<C> {
     }
 
     /// Requests cancellation of one operation and returns at once (`CancelIoEx` with an
-    /// `OVERLAPPED`; IOCP.md H5). The operation still produces its one packet: cancelled,
+    /// `OVERLAPPED`; docs/semantics.md H5). The operation still produces its one packet: cancelled,
     /// or with its real result if it finished first.
     ///
     /// # Errors

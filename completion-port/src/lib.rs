@@ -12,9 +12,6 @@
 //! Windows does, and removes Windows' traps: closing loses nothing, and dropping frees
 //! everything exactly once.
 //!
-//! The rules implemented are those of `IOCP.md` (P1–P10, S1–S2); every test names the rule
-//! it checks.
-//!
 //! ```
 //! use completion_port::{CompletionPort, WorkerPool};
 //! use std::ops::ControlFlow;
@@ -27,7 +24,7 @@
 //! let s = Arc::clone(&sum);
 //! let pool = WorkerPool::spawn_with(&port, 4, move |packet| {
 //!     if packet.key == SHUTDOWN {
-//!         return ControlFlow::Break(()); // one shutdown packet per worker (IOCP.md S1)
+//!         return ControlFlow::Break(()); // one shutdown packet per worker (rule S1)
 //!     }
 //!     s.fetch_add(packet.context, Ordering::Relaxed);
 //!     ControlFlow::Continue(())
@@ -43,6 +40,21 @@
 //! assert!(leftover.is_empty());
 //! assert_eq!(sum.load(Ordering::Relaxed), 5050);
 //! ```
+//!
+//! # The rules
+//!
+//! Every rule the library implements (the port: P1–P10; handles and operations: H1–H10;
+//! files: F1–F5; sockets: N1–N7; the worker pattern: S1–S2) is stated, with what Windows
+//! does, what this crate does and which test checks it, in `docs/semantics.md` in the
+//! repository. The rustdoc of each item names the rules it keeps, and every test names the
+//! rule it checks.
+//!
+//! # Examples in the repository
+//!
+//! `cargo run -p completion-port --example NAME`, with NAME one of `echo_server` (a TCP
+//! echo server on a worker pool, stopped by shutdown packets), `read_file` (many reads in
+//! flight, reassembled and checksummed), `client` (connect, send, receive, cancel),
+//! `shutdown_key` and `interrupt_wait` (the seeds' worker loops).
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -57,9 +69,14 @@ mod port;
 mod sync;
 mod sys;
 
-pub use completion::Completion;
+pub use completion::{Completion, Parts};
 pub use error::{Closed, GetError, PostError};
 pub use handle::{Handle, OpId, Started};
 pub use op::{SubmitError, MAX_BUFFER};
 pub use pool::WorkerPool;
 pub use port::{BlockingGuard, CompletionPort};
+
+/// The crate README's example, compiled and run as a doctest so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

@@ -1,7 +1,7 @@
 //! Overlapped operations, defined once for every backend.
 //!
 //! An operation is a [`Request`] (what to do), the handle it runs on, the caller's context
-//! and the buffer it owns until its packet is delivered (IOCP.md H3). Backends under
+//! and the buffer it owns until its packet is delivered (docs/semantics.md H3). Backends under
 //! `sys/` turn a request into kernel calls and the kernel's result back into a
 //! [`Completion`](crate::Completion); they decide no policy.
 
@@ -28,7 +28,7 @@ pub(crate) enum Request {
     /// `connect(fd, addr)`.
     Connect { addr: Box<SockAddr> },
     /// `recv(fd, buf, buf.capacity(), 0)`; a zero-capacity buffer is `poll(fd, POLLIN)`
-    /// instead, which completes when data is readable without consuming it (IOCP.md N6).
+    /// instead, which completes when data is readable without consuming it (docs/semantics.md N6).
     Recv,
     /// `send(fd, buf, buf.len(), MSG_NOSIGNAL)`.
     Send,
@@ -81,7 +81,7 @@ pub(crate) enum FdKind {
 }
 
 impl FdKind {
-    /// Refuses requests that cannot work on this kind of descriptor (IOCP.md H2: a clear
+    /// Refuses requests that cannot work on this kind of descriptor (docs/semantics.md H2: a clear
     /// error at submission, no packet). `fd` is asked whether it listens now when the kind
     /// learned at association says it did not (docs/semantics.md N7: `listen` may come
     /// after `associate`).
@@ -110,7 +110,7 @@ impl FdKind {
     }
 }
 
-/// A refused submission (IOCP.md H2): the error, with the context and buffer handed back.
+/// A refused submission (docs/semantics.md H2): the error, with the context and buffer handed back.
 /// No packet will be produced for it.
 pub struct SubmitError<C> {
     /// Why the operation was refused.

@@ -1,4 +1,4 @@
-//! A pool of worker threads that run a handler on each packet (IOCP.md S1, S2).
+//! A pool of worker threads that run a handler on each packet (docs/semantics.md S1, S2).
 
 use crate::completion::Completion;
 use crate::error::GetError;
@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 /// every packet: the thread pool every IOCP server starts with.
 ///
 /// A worker stops when its handler returns [`ControlFlow::Break`] (the seeds' shutdown
-/// key: post one shutdown packet per worker, IOCP.md S1) or when the port is closed.
+/// key: post one shutdown packet per worker, docs/semantics.md S1) or when the port is closed.
 ///
 /// Because waiting threads are released LIFO, a worker that kept calling `get` after
 /// seeing its shutdown packet could take another worker's; returning `Break` is how a

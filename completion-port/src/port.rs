@@ -1,4 +1,4 @@
-//! The completion port: the rules of IOCP.md P1–P10 in one place.
+//! The completion port: the rules of docs/semantics.md P1–P10 in one place.
 
 use crate::assoc::{self, Account};
 use crate::completion::Completion;
@@ -423,7 +423,7 @@ fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
 
 impl<C: Send + 'static> CompletionPort<C> {
     /// Creates a port that lets at most `concurrency` threads run at once; `0` means the
-    /// number of logical CPUs (IOCP.md P1).
+    /// number of logical CPUs (docs/semantics.md P1).
     pub fn new(concurrency: usize) -> Self {
         let concurrency = if concurrency == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -549,7 +549,7 @@ impl<C: Send + 'static> CompletionPort<C> {
     }
 
     /// Queues a packet carrying exactly `key`, `bytes` and `context`
-    /// (`PostQueuedCompletionStatus`, IOCP.md P2). Never blocks.
+    /// (`PostQueuedCompletionStatus`, docs/semantics.md P2). Never blocks.
     ///
     /// If a thread is waiting and the concurrency limit allows, the packet goes straight to
     /// the most recent waiter (P6).
@@ -589,7 +589,7 @@ impl<C: Send + 'static> CompletionPort<C> {
         Ok(())
     }
 
-    /// Waits for one packet (`GetQueuedCompletionStatus`, IOCP.md P3).
+    /// Waits for one packet (`GetQueuedCompletionStatus`, docs/semantics.md P3).
     ///
     /// `timeout`: `None` waits forever, `Some(Duration::ZERO)` polls without blocking, and
     /// any other value waits at least that long (never less; values too large to represent
@@ -609,7 +609,7 @@ impl<C: Send + 'static> CompletionPort<C> {
     }
 
     /// Removes up to `max` packets in FIFO order in one call
-    /// (`GetQueuedCompletionStatusEx`, IOCP.md P4). Returns at least one packet, or an
+    /// (`GetQueuedCompletionStatusEx`, docs/semantics.md P4). Returns at least one packet, or an
     /// error as [`get`](Self::get) does. The calling thread counts once against the
     /// concurrency limit, however many packets it takes.
     ///
@@ -855,7 +855,7 @@ impl<C: Send + 'static> CompletionPort<C> {
         n
     }
 
-    /// Closes the port (IOCP.md P8): every thread blocked in `get` or `get_many` returns
+    /// Closes the port (docs/semantics.md P8): every thread blocked in `get` or `get_many` returns
     /// [`GetError::Closed`] promptly, later calls return it at once, and `post` fails.
     /// Closing twice is harmless. Packets still queued stay for [`drain`](Self::drain).
     ///
@@ -896,7 +896,7 @@ impl<C: Send + 'static> CompletionPort<C> {
 
     /// Closes the port if it is open, waits until every operation in flight has completed
     /// (close cancelled them), then removes and returns every packet still queued, in FIFO
-    /// order, so the application can release their contexts and buffers (IOCP.md P10).
+    /// order, so the application can release their contexts and buffers (docs/semantics.md P10).
     /// Each packet is returned by exactly one `drain` call.
     ///
     /// An operation the kernel cannot cancel (a regular-file read already running) is
@@ -960,7 +960,7 @@ impl<C: Send + 'static> CompletionPort<C> {
 
     /// Runs `f`, which is about to block on something other than this port (a lock, a
     /// sleep, synchronous I/O), without counting the calling thread against the
-    /// concurrency limit while it does (IOCP.md P9). A waiting thread may be released
+    /// concurrency limit while it does (docs/semantics.md P9). A waiting thread may be released
     /// meanwhile. When `f` returns the thread counts again, even if that puts the port
     /// over its limit for a while.
     ///

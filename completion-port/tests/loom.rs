@@ -1,7 +1,7 @@
 //! loom model tests of the port core: hand-off, LIFO release, concurrency accounting,
 //! close and drain; and of the poller protocol with I/O attached (one thread waits in the
 //! kernel, the others park), against the model kernel of `src/sys/fake.rs`. Every test
-//! names the rule of `IOCP.md` it checks.
+//! names the rule of `docs/semantics.md` it checks.
 //!
 //! Run through `ci/loom.sh`, which builds with `--cfg loom` (the crate's `sync` shim then
 //! uses loom's `Mutex`, `Arc`, thread-locals and a `Mutex` + `Condvar` parker) and pins
@@ -80,7 +80,7 @@ fn assert_all_released(port: CompletionPort<Token>, live: &Arc<()>) {
     assert_eq!(Arc::strong_count(live), 1);
 }
 
-// IOCP.md P7, P2: a poster and a getter that waits forever. Whatever the interleaving, the
+// Rule P7, P2: a poster and a getter that waits forever. Whatever the interleaving, the
 // getter receives the packet, unchanged, and nothing is left behind.
 #[test]
 fn hand_off_post_vs_get_forever() {
@@ -106,7 +106,7 @@ fn hand_off_post_vs_get_forever() {
     });
 }
 
-// IOCP.md P7, P3 (c): a getter with a finite timeout races a post. Either it gets the
+// Rule P7, P3 (c): a getter with a finite timeout races a post. Either it gets the
 // packet, or it times out having consumed nothing and the packet is still queued for
 // drain: never lost, never twice.
 #[test]
@@ -138,7 +138,7 @@ fn hand_off_post_vs_get_with_timeout() {
     });
 }
 
-// IOCP.md P3 (c), P7: a poll (`Some(Duration::ZERO)`) races a post: it takes the packet
+// Rule P3 (c), P7: a poll (`Some(Duration::ZERO)`) races a post: it takes the packet
 // or reports a timeout without consuming anything.
 #[test]
 fn hand_off_post_vs_poll() {
@@ -164,7 +164,7 @@ fn hand_off_post_vs_poll() {
     });
 }
 
-// IOCP.md P4, P7: `get_many` races two posts. The getter takes one packet or both (a thread
+// Rule P4, P7: `get_many` races two posts. The getter takes one packet or both (a thread
 // handed one packet may take what else is queued without another slot); the rest stays
 // queued for drain. Each packet turns up exactly once, the getter's in FIFO order (P5).
 #[test]
@@ -188,7 +188,7 @@ fn hand_off_get_many_two_posts() {
     });
 }
 
-// IOCP.md P7: two getters (one waiting forever, one with a finite timeout) and two posts.
+// Rule P7: two getters (one waiting forever, one with a finite timeout) and two posts.
 // The patient getter always gets one packet; the other gets one or times out; drain
 // returns whatever is left. Each packet turns up exactly once.
 #[test]
@@ -215,7 +215,7 @@ fn hand_off_two_getters_two_posts() {
     });
 }
 
-// IOCP.md P6: with B waiting, then A waiting, three posts give A the first, B the second,
+// Rule P6: with B waiting, then A waiting, three posts give A the first, B the second,
 // and a thread that calls `get` afterwards the third.
 #[test]
 fn lifo_release() {
@@ -243,7 +243,7 @@ fn lifo_release() {
     });
 }
 
-// IOCP.md P9: concurrency 1, two getters, two posts racing them. A thread counts from the
+// Rule P9: concurrency 1, two getters, two posts racing them. A thread counts from the
 // moment `get` hands it a packet until it calls `get` again or exits, so the second getter
 // is not released while the first still runs, even though a packet is queued. Checked
 // inside the getters (never two at once, `running` is exactly 1) and by the posting thread
@@ -274,7 +274,7 @@ fn concurrency_one_runs_one_at_a_time() {
     });
 }
 
-// IOCP.md P9: calling `get` again ends a thread's running period. Concurrency 1, three
+// Rule P9: calling `get` again ends a thread's running period. Concurrency 1, three
 // packets queued, one thread getting twice and one getting once: the second `get` of the
 // first thread must not wait for its own slot (else the model deadlocks), and no two
 // threads ever hold a packet at once.
@@ -310,7 +310,7 @@ fn get_again_ends_running_period() {
     });
 }
 
-// IOCP.md P9: a running thread that blocks on something else inside `blocking` stops
+// Rule P9: a running thread that blocks on something else inside `blocking` stops
 // counting, so the other waiter is released although the limit (1) was reached. Here the
 // first thread blocks until the second has its packet: without the hint the model would
 // deadlock, which loom reports.
@@ -345,7 +345,7 @@ fn blocking_releases_a_waiter() {
     });
 }
 
-// IOCP.md P8: two threads blocked in `get(None)`; a third closes the port. Both return
+// Rule P8: two threads blocked in `get(None)`; a third closes the port. Both return
 // `Closed`; later calls return it at once, `post` gives its context back, and closing
 // twice is harmless.
 #[test]
@@ -370,7 +370,7 @@ fn close_wakes_all_waiters() {
     });
 }
 
-// IOCP.md P8: as above, but `close` races the calls to `get` (closed before the call or
+// Rule P8: as above, but `close` races the calls to `get` (closed before the call or
 // during the wait): every getter returns `Closed` either way.
 #[test]
 fn close_races_get() {
@@ -391,7 +391,7 @@ fn close_races_get() {
     });
 }
 
-/// What a closed port does afterwards (IOCP.md P8, P2).
+/// What a closed port does afterwards (docs/semantics.md P8, P2).
 fn assert_closed_after(port: &CompletionPort<Token>, live: &Arc<()>) {
     assert!(port.is_closed());
     assert_eq!(port.get(None).unwrap_err(), GetError::Closed);
@@ -403,7 +403,7 @@ fn assert_closed_after(port: &CompletionPort<Token>, live: &Arc<()>) {
     assert_eq!(Arc::strong_count(live), 1);
 }
 
-// IOCP.md P10, P8, P2: with one packet already queued, posts race a close-and-drain while
+// Rule P10, P8, P2: with one packet already queued, posts race a close-and-drain while
 // a getter takes packets until the port closes. Every context comes back exactly once:
 // delivered by `get`, refused by `post` (with the context), or returned by the `drain`.
 #[test]
@@ -452,7 +452,7 @@ fn post_races_close_and_drain() {
     });
 }
 
-// IOCP.md P10: dropping the last reference to a port with packets still queued (one of
+// Rule P10: dropping the last reference to a port with packets still queued (one of
 // them posted concurrently with the drop of another clone) frees every context exactly
 // once.
 #[test]
@@ -480,7 +480,7 @@ fn drop_frees_queued_contexts() {
 // deadlock.
 // ---------------------------------------------------------------------------------------
 
-// IOCP.md P7, P9: two posters and two getters, concurrency 2, all racing. A post's fast
+// Rule P7, P9: two posters and two getters, concurrency 2, all racing. A post's fast
 // path (push, fence, read `parked`) races each getter's parking (announce in `parked`,
 // fence, re-check the queue): whatever the interleaving, either the poster sees the
 // waiter and hands the packet over under the lock, or the waiter sees the packet and does
@@ -507,7 +507,7 @@ fn post_fast_path_vs_getters_parking() {
     });
 }
 
-// IOCP.md P7, P9, P6: concurrency 1. B is parked; a post hands its packet to B under the
+// Rule P7, P9, P6: concurrency 1. B is parked; a post hands its packet to B under the
 // lock (after winning the only running slot) while a new thread A polls without the lock
 // (`get(Some(0))`: take the slot, pop). Exactly one of them gets the packet, never both
 // and never neither; the two never run at once (the slot is won by one CAS); and if A won,
@@ -557,7 +557,7 @@ fn fast_get_vs_release_at_concurrency_one() {
     });
 }
 
-// IOCP.md P9: concurrency 1, two packets queued, two threads. The first to get a packet
+// Rule P9: concurrency 1, two packets queued, two threads. The first to get a packet
 // holds the only slot; the other finds the limit reached and parks, while the holder
 // exits, which gives its slot back outside any lock (the thread-local record's
 // destructor: fetch_sub, fence, read `parked`). That give-back races the parking
@@ -584,7 +584,7 @@ fn slot_give_back_vs_parking_waiter() {
     });
 }
 
-// IOCP.md P9 (`blocking`): as above, but the holder gives its slot back by entering
+// Rule P9 (`blocking`): as above, but the holder gives its slot back by entering
 // `blocking`, and stays blocked until the other thread has its packet (without the
 // release the model deadlocks). The give-back races the other thread's parking.
 #[test]
@@ -607,7 +607,7 @@ fn blocking_give_back_vs_parking_waiter() {
     });
 }
 
-// IOCP.md P8, P10, P2: a post races `close` (not `drain`), with a getter waiting. The
+// Rule P8, P10, P2: a post races `close` (not `drain`), with a getter waiting. The
 // post either fails, giving its context back, or lands in the queue (possibly after the
 // close: it passed its closed check first), where the getter may take it if it got there
 // before the close reached it; a later `drain` returns it otherwise. Exactly once, and
@@ -641,7 +641,7 @@ fn post_races_close_then_drain() {
     });
 }
 
-// IOCP.md P7 (poller), P2: with a backend, a thread in `get(None)` becomes the poller and
+// Rule P7 (poller), P2: with a backend, a thread in `get(None)` becomes the poller and
 // waits in the kernel, announcing itself in `parked` first and re-checking the queue. A
 // post's fast path races that: either the poster sees the poller and wakes it out of the
 // kernel, or the poller sees the packet and takes it instead of waiting. The getter
@@ -701,7 +701,7 @@ fn io_getter(port: &CompletionPort<Token>) -> thread::JoinHandle<Option<usize>> 
     })
 }
 
-// IOCP.md P7 (poller), P2: one thread in `get(None)` (it becomes the poller) and one
+// Rule P7 (poller), P2: one thread in `get(None)` (it becomes the poller) and one
 // kernel completion racing its call: the completion is delivered to it exactly once, with
 // its key, byte count and context unchanged, and nothing is left behind.
 #[test]
@@ -724,7 +724,7 @@ fn poller_delivers_a_kernel_completion() {
     });
 }
 
-// IOCP.md P7 (poller), P6: two threads in `get(None)` (one polls the kernel, the other
+// Rule P7 (poller), P6: two threads in `get(None)` (one polls the kernel, the other
 // parks) and two kernel completions racing them. Both are delivered, each exactly once,
 // and nobody is left waiting: the poller takes the first and either hands the second to
 // the parked thread or makes it the next poller.
@@ -744,7 +744,7 @@ fn poller_and_parked_thread_two_kernel_completions() {
     });
 }
 
-// IOCP.md P7 (poller), P2: a `post` races a kernel completion, with two threads in
+// Rule P7 (poller), P2: a `post` races a kernel completion, with two threads in
 // `get(None)`. The post goes to a parked thread, or to the queue with the poller woken out
 // of the kernel; the kernel completion goes through the poller. Each packet is delivered
 // exactly once and neither thread is left waiting.
@@ -768,7 +768,7 @@ fn post_races_kernel_completion() {
     });
 }
 
-// IOCP.md P7 (poller), P6, P9: A polls, B is parked. A kernel completion comes; A (the
+// Rule P7 (poller), P6, P9: A polls, B is parked. A kernel completion comes; A (the
 // poller, awake and hot) takes it and leaves (then exits, which ends its running period).
 // A second completion comes later: B must have been promoted to poller and receive it,
 // else it waits forever beside a completion nobody reaps (a loom deadlock). With
@@ -794,7 +794,7 @@ fn parked_thread_is_promoted_when_the_poller_leaves() {
     }
 }
 
-// IOCP.md P8, P10 (poller): one operation is in flight; A polls, B is parked; `close` races
+// Rule P8, P10 (poller): one operation is in flight; A polls, B is parked; `close` races
 // a kernel completion. Both threads return `Closed` (A may instead take the completion if
 // it arrived first); the operation still in flight is cancelled, and `drain` returns its
 // packet (with `ECANCELED`) and the completion if no thread took it, each exactly once.
@@ -828,7 +828,7 @@ fn close_with_a_poller_and_a_parked_thread() {
     });
 }
 
-// IOCP.md P8, P10 (poller): as above, but the application calls `drain` (which closes the
+// Rule P8, P10 (poller): as above, but the application calls `drain` (which closes the
 // port, waits for the cancelled operation and takes the queue) while one thread polls and
 // the other is parked. Both threads must still return `Closed`: `drain` reaps the kernel's
 // completions itself, and must not leave the poller waiting for a wake-up it consumed.
@@ -856,7 +856,7 @@ fn drain_with_a_poller_and_a_parked_thread() {
     });
 }
 
-// IOCP.md P9 (poller): concurrency 1. A takes a kernel completion and holds the only slot;
+// Rule P9 (poller): concurrency 1. A takes a kernel completion and holds the only slot;
 // B waits. A second completion arriving meanwhile is delivered to nobody (it waits: no
 // thread even polls for it) until A calls `get` again; then A, the most recent waiter
 // (P6), receives it, and B never gets a packet: it returns `Closed` at the end.
@@ -896,7 +896,7 @@ fn concurrency_one_kernel_completion_waits_for_the_holder() {
     });
 }
 
-// IOCP.md P7 (poller), H1: a thread parked in `get(None)` before the port had a backend
+// Rule P7 (poller), H1: a thread parked in `get(None)` before the port had a backend
 // (no handle associated yet). The first association installs the backend and must make a
 // waiting thread the poller (`driver()` calls `release` for this): a kernel completion
 // then reaches the thread. A thread left parked beside an unreaped completion is a stall.
@@ -921,7 +921,7 @@ fn backend_installed_while_a_thread_waits() {
     });
 }
 
-// IOCP.md P7 (poller), H1: as above, but the first association races the thread's call
+// Rule P7 (poller), H1: as above, but the first association races the thread's call
 // to `get`: whichever comes first, the thread must end up polling and get the completion.
 // A regression model, for the same stall as the test above.
 #[test]

@@ -2,7 +2,7 @@
 //! `--cfg loom`).
 //!
 //! The io_uring backend cannot run under loom, so `ci/loom.sh` checks the port's
-//! leader/follower protocol (one poller in the kernel, the others parked; IOCP.md P6, P7,
+//! leader/follower protocol (one poller in the kernel, the others parked; docs/semantics.md P6, P7,
 //! P8, P9, P10 with I/O attached) against this stand-in. It keeps what the port relies on
 //! from a completion ring and nothing else:
 //!
@@ -164,7 +164,7 @@ impl<C: Send + 'static> Fake<C> {
         self.post_locked(&mut st, Entry::Wake);
     }
 
-    /// Cancels every pending operation: each completes with `ECANCELED` (IOCP.md P10).
+    /// Cancels every pending operation: each completes with `ECANCELED` (docs/semantics.md P10).
     pub(crate) fn close(&self) {
         let mut st = self.lock();
         if st.closed {

@@ -1,7 +1,7 @@
 //! Backends: the mechanism under the port's rules.
 //!
 //! Every backend provides the same small set of services to `port.rs`, which alone holds
-//! the rules of IOCP.md (timeouts, closed port, FIFO/LIFO, concurrency, drain):
+//! the rules of docs/semantics.md (timeouts, closed port, FIFO/LIFO, concurrency, drain):
 //!
 //! 1. **submit**: start one operation (an [`OpData`]: request, handle, key, context,
 //!    buffer) and return an [`OpRef`] that can later cancel it. A refused submission hands

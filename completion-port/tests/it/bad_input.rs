@@ -1,5 +1,5 @@
 //! Bad input gets a clear error at submission, the context and buffer back, and no
-//! packet: IOCP.md H1, H2, P4.
+//! packet: docs/semantics.md H1, H2, P4.
 
 use crate::net::pair;
 use completion_port::{CompletionPort, MAX_BUFFER};
@@ -12,7 +12,7 @@ fn assert_no_packet<C: Send + 'static>(port: &CompletionPort<C>) {
     assert!(port.get(Some(Duration::from_millis(30))).is_err(), "a refused operation produced a packet");
 }
 
-// IOCP.md H1: a descriptor that is not open is refused with InvalidInput, without a panic
+// Rule H1: a descriptor that is not open is refused with InvalidInput, without a panic
 // (and without closing whatever may later have that number).
 #[test]
 fn h1_associating_a_closed_descriptor_is_invalid() {
@@ -24,7 +24,7 @@ fn h1_associating_a_closed_descriptor_is_invalid() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
 }
 
-// IOCP.md H1: associating a raw descriptor that is already associated is invalid.
+// Rule H1: associating a raw descriptor that is already associated is invalid.
 #[test]
 fn h1_associating_twice_is_invalid() {
     let port = CompletionPort::<()>::new(1);
@@ -44,7 +44,7 @@ fn h_addr(h: &completion_port::Handle<()>) -> std::net::SocketAddr {
     socket2::SockRef::from(h).local_addr().unwrap().as_socket().unwrap()
 }
 
-// IOCP.md H2: socket operations on a regular file are refused at submission.
+// Rule H2: socket operations on a regular file are refused at submission.
 #[test]
 fn h2_socket_operation_on_a_file_is_refused() {
     let port = CompletionPort::<&str>::new(1);
@@ -61,7 +61,7 @@ fn h2_socket_operation_on_a_file_is_refused() {
     assert_no_packet(&port);
 }
 
-// IOCP.md H2: a receive on a listener, an accept on a connected socket, and datagram
+// Rule H2: a receive on a listener, an accept on a connected socket, and datagram
 // calls on a stream socket are refused at submission.
 #[test]
 fn h2_wrong_operation_for_the_socket_kind_is_refused() {
@@ -78,7 +78,7 @@ fn h2_wrong_operation_for_the_socket_kind_is_refused() {
     assert_no_packet(&port);
 }
 
-// IOCP.md H2: a buffer longer than the kernel accepts is refused, buffer handed back.
+// Rule H2: a buffer longer than the kernel accepts is refused, buffer handed back.
 #[test]
 fn h2_oversized_buffer_is_refused() {
     let port = CompletionPort::<u8>::new(1);
@@ -92,7 +92,7 @@ fn h2_oversized_buffer_is_refused() {
     assert_no_packet(&port);
 }
 
-// IOCP.md H2, P8: operations on a closed port are refused with the context back.
+// Rule H2, P8: operations on a closed port are refused with the context back.
 #[test]
 fn h2_submission_after_close_is_refused() {
     let port = CompletionPort::<String>::new(1);
@@ -108,7 +108,7 @@ fn h2_submission_after_close_is_refused() {
     assert!(port.drain().is_empty());
 }
 
-// IOCP.md F1: zero-length reads and writes are allowed and complete with 0 bytes.
+// Rule F1: zero-length reads and writes are allowed and complete with 0 bytes.
 #[test]
 fn f1_zero_length_file_operations_complete() {
     let port = CompletionPort::<u8>::new(1);

@@ -1,5 +1,5 @@
 //! Chaos: 10^5 operations with random cancels, handle closes and a port close from several
-//! threads. Every context is accounted for exactly once: IOCP.md H2, H5, H6, P8, P10.
+//! threads. Every context is accounted for exactly once: docs/semantics.md H2, H5, H6, P8, P10.
 
 use crate::common::DropCounter;
 use crate::net::pair;
@@ -28,7 +28,7 @@ impl Rng {
 
 type Slot = Option<(Arc<Handle<DropCounter>>, Arc<TcpStream>)>;
 
-// IOCP.md H2, H5, H6, P8, P10: every accepted operation yields exactly one packet (seen by
+// Rule H2, H5, H6, P8, P10: every accepted operation yields exactly one packet (seen by
 // a worker or by drain); every refused one hands its context back; no panic, no hang.
 #[test]
 fn chaos_every_context_exactly_once() {

@@ -1,4 +1,4 @@
-//! Files: IOCP.md F1–F3, P3 (b), H3.
+//! Files: docs/semantics.md F1–F3, P3 (b), H3.
 
 use crate::common::PROMPT;
 use completion_port::CompletionPort;
@@ -9,7 +9,7 @@ fn block(i: usize) -> Vec<u8> {
     (0..4096).map(|j| (i * 31 + j * 7) as u8).collect()
 }
 
-// IOCP.md F1, H3: 256 writes of 4 KiB at scattered offsets in flight together, completing
+// Rule F1, H3: 256 writes of 4 KiB at scattered offsets in flight together, completing
 // in any order, then read back (256 reads in flight) and compared.
 #[test]
 fn f1_many_scattered_writes_and_reads_in_flight() {
@@ -42,7 +42,7 @@ fn f1_many_scattered_writes_and_reads_in_flight() {
     }
 }
 
-// IOCP.md F1: a read at end of file completes with 0 bytes (a success).
+// Rule F1: a read at end of file completes with 0 bytes (a success).
 #[test]
 fn f1_read_at_end_of_file_is_zero_bytes() {
     let mut tmp = tempfile::tempfile().unwrap();
@@ -62,7 +62,7 @@ fn f1_read_at_end_of_file_is_zero_bytes() {
     assert_eq!(got["far"], (0, vec![]));
 }
 
-// IOCP.md F2: sync_all and sync_data complete as operations.
+// Rule F2: sync_all and sync_data complete as operations.
 #[test]
 fn f2_sync_all_and_sync_data_complete() {
     let dir = tempfile::tempdir().unwrap();
@@ -84,7 +84,7 @@ fn f2_sync_all_and_sync_data_complete() {
     assert_eq!(std::fs::read(dir.path().join("synced")).unwrap(), b"durable");
 }
 
-// IOCP.md P3 (b), H2: writing to a file opened read-only completes with a packet carrying
+// Rule P3 (b), H2: writing to a file opened read-only completes with a packet carrying
 // the OS error, and still delivers the context and the buffer.
 #[test]
 fn p3b_failed_write_is_a_packet_with_the_os_error() {

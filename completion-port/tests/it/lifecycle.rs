@@ -1,5 +1,5 @@
 //! Cancellation, handle close, descriptor reuse, thread exit and port shutdown with I/O in
-//! flight: IOCP.md H2, H4–H8, P4, P10, S2.
+//! flight: docs/semantics.md H2, H4–H8, P4, P10, S2.
 
 use crate::common::{wait_until, DropCounter, PROMPT};
 use crate::net::pair;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-// IOCP.md H5: cancel one operation: it yields exactly one cancelled packet; cancelling it
+// Rule H5: cancel one operation: it yields exactly one cancelled packet; cancelling it
 // again (nothing pending) reports not found.
 #[test]
 fn h5_cancel_one_operation() {
@@ -30,7 +30,7 @@ fn h5_cancel_one_operation() {
     assert!(port.get(Some(Duration::from_millis(30))).is_err());
 }
 
-// IOCP.md H5: cancel_all cancels every pending operation of a handle, one packet each;
+// Rule H5: cancel_all cancels every pending operation of a handle, one packet each;
 // with nothing pending it reports not found.
 #[test]
 fn h5_cancel_all_and_not_found() {
@@ -52,7 +52,7 @@ fn h5_cancel_all_and_not_found() {
     assert!(port.get(Some(Duration::from_millis(30))).is_err());
 }
 
-// IOCP.md H5: an operation that completed before its cancel keeps its real result.
+// Rule H5: an operation that completed before its cancel keeps its real result.
 #[test]
 fn h5_cancel_after_completion_keeps_the_real_result() {
     let port = CompletionPort::<u8>::new(1);
@@ -65,7 +65,7 @@ fn h5_cancel_after_completion_keeps_the_real_result() {
     assert_eq!(p.bytes().unwrap(), 1);
 }
 
-// IOCP.md H6, H7: close a socket with a receive pending; its number is not reused until
+// Rule H6, H7: close a socket with a receive pending; its number is not reused until
 // its cancelled packet exists, and when a new socket reuses it, no old packet is ever
 // attributed to the new socket.
 #[test]
@@ -115,7 +115,7 @@ fn h6_h7_descriptor_reuse_never_sees_old_packets() {
     assert!(port.get(Some(Duration::from_millis(30))).is_err(), "no stray old packet");
 }
 
-// IOCP.md H4: a short-lived thread submits a receive and exits; the data arrives later;
+// Rule H4: a short-lived thread submits a receive and exits; the data arrives later;
 // the packet is still delivered.
 #[test]
 fn h4_operations_outlive_their_thread() {
@@ -135,7 +135,7 @@ fn h4_operations_outlive_their_thread() {
     assert_eq!((p.context, p.buffer.as_deref()), ("from a dead thread", Some(&b"later"[..])));
 }
 
-// IOCP.md H8: a packet may be delivered on another thread before the submitting call
+// Rule H8: a packet may be delivered on another thread before the submitting call
 // returns; everything it carries was set before submission.
 #[test]
 fn h8_packet_may_arrive_before_submit_returns() {
@@ -152,7 +152,7 @@ fn h8_packet_may_arrive_before_submit_returns() {
     assert!(op.is_done());
 }
 
-// IOCP.md P4: a batch mixes successes and failures; each entry carries its own result.
+// Rule P4: a batch mixes successes and failures; each entry carries its own result.
 #[test]
 fn p4_get_many_mixes_successes_and_failures() {
     let port = CompletionPort::<u8>::new(1);
@@ -195,7 +195,7 @@ fn pending_receives(
     socks
 }
 
-// IOCP.md P10, H2: a port with 10 000 pending receives is closed; drain gives every
+// Rule P10, H2: a port with 10 000 pending receives is closed; drain gives every
 // context back exactly once, each as a cancelled packet. `ci/valgrind.sh` runs this test
 // under valgrind to show nothing leaks.
 #[test]
@@ -225,7 +225,7 @@ fn p10_close_with_10000_pending_receives_drains_everything() {
     assert!(port.drain().is_empty());
 }
 
-// IOCP.md P10: dropping the last reference with operations in flight frees every context
+// Rule P10: dropping the last reference with operations in flight frees every context
 // exactly once, after the kernel is done with them.
 #[test]
 fn p10_dropping_a_port_with_io_in_flight_frees_everything_once() {
@@ -240,7 +240,7 @@ fn p10_dropping_a_port_with_io_in_flight_frees_everything_once() {
     assert_eq!(drops.load(Ordering::SeqCst), 1001);
 }
 
-// IOCP.md S2: a worker pool over a port with I/O: shutdown joins every worker and drains
+// Rule S2: a worker pool over a port with I/O: shutdown joins every worker and drains
 // the cancelled operations, losing nothing.
 #[test]
 fn s2_pool_shutdown_with_io_in_flight() {
@@ -262,7 +262,7 @@ fn s2_pool_shutdown_with_io_in_flight() {
     assert_eq!(port.get(None).unwrap_err(), GetError::Closed);
 }
 
-// IOCP.md H2, H4, H9: a worker's submissions reach the kernel whatever the worker does
+// Rule H2, H4, H9: a worker's submissions reach the kernel whatever the worker does
 // next: it parks, takes a queued packet, blocks, or exits; no operation is ever stranded
 // in user space.
 #[test]
@@ -303,7 +303,7 @@ fn h2_deferred_submissions_are_never_stranded() {
     assert_eq!(waiter.join().unwrap(), "before queued get");
 }
 
-// IOCP.md P7 (regression, found by the loom poller models): a thread already waiting in
+// Rule P7 (regression, found by the loom poller models): a thread already waiting in
 // `get` when the first handle is associated becomes the poller and receives I/O packets.
 #[test]
 fn p7_waiter_from_before_the_first_associate_receives_io() {
@@ -320,7 +320,7 @@ fn p7_waiter_from_before_the_first_associate_receives_io() {
     assert_eq!(getter.join().unwrap(), Ok("datagram"));
 }
 
-// IOCP.md P8, P10 (regression, found by the loom poller models): `drain` while another
+// Rule P8, P10 (regression, found by the loom poller models): `drain` while another
 // thread polls the kernel must not swallow the wake-up that `close` sent it.
 #[test]
 fn p10_drain_while_a_thread_polls_wakes_it() {

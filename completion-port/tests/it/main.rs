@@ -1,5 +1,6 @@
 //! The integration suite: one binary, organised by area. Every test names the rule of
-//! `IOCP.md` it checks.
+//! `docs/semantics.md` it checks (`// Rule H2: ...`), and `rules.rs` checks that every rule
+//! id cited in the repository is defined there.
 
 mod bad_input;
 mod chaos;
@@ -10,4 +11,5 @@ mod net;
 mod pool;
 mod port;
 mod regress;
+mod rules;
 mod stress;

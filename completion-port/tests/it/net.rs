@@ -1,4 +1,4 @@
-//! Sockets on 127.0.0.1: IOCP.md N1–N6, H2.
+//! Sockets on 127.0.0.1: docs/semantics.md N1–N6, H2.
 
 use crate::common::PROMPT;
 use completion_port::{Completion, CompletionPort, Handle};
@@ -19,7 +19,7 @@ fn get<C: Send + 'static>(port: &CompletionPort<C>) -> Completion<C> {
     port.get(Some(PROMPT)).expect("a packet within the bound")
 }
 
-// IOCP.md N1: the accept packet carries the listener's key, a working (unassociated)
+// Rule N1: the accept packet carries the listener's key, a working (unassociated)
 // socket and the peer's address.
 #[test]
 fn n1_accept_carries_listener_key_and_a_working_socket() {
@@ -42,7 +42,7 @@ fn n1_accept_carries_listener_key_and_a_working_socket() {
     assert_eq!(h.key(), 78);
 }
 
-// IOCP.md N2: a send/recv round trip through the port, and connect on a fresh socket.
+// Rule N2: a send/recv round trip through the port, and connect on a fresh socket.
 #[test]
 fn n2_connect_send_recv_round_trip() {
     let port = CompletionPort::<u32>::new(2);
@@ -74,7 +74,7 @@ fn n2_connect_send_recv_round_trip() {
     assert_eq!(server.read(&mut buf).unwrap(), 0);
 }
 
-// IOCP.md N3: the peer closing gracefully completes a pending receive with Ok(0): a
+// Rule N3: the peer closing gracefully completes a pending receive with Ok(0): a
 // success that means end of stream.
 #[test]
 fn n3_peer_graceful_close_is_ok_zero() {
@@ -89,7 +89,7 @@ fn n3_peer_graceful_close_is_ok_zero() {
     assert!(!p.is_cancelled());
 }
 
-// IOCP.md N4: the peer resetting the connection completes a pending receive with
+// Rule N4: the peer resetting the connection completes a pending receive with
 // connection-reset.
 #[test]
 fn n4_peer_reset_is_connection_reset() {
@@ -103,7 +103,7 @@ fn n4_peer_reset_is_connection_reset() {
     assert_eq!(p.result.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
 }
 
-// IOCP.md N5, H6: closing our socket with a receive pending gives exactly one cancelled
+// Rule N5, H6: closing our socket with a receive pending gives exactly one cancelled
 // packet, with the context and buffer.
 #[test]
 fn n5_closing_our_socket_cancels_its_receive() {
@@ -118,7 +118,7 @@ fn n5_closing_our_socket_cancels_its_receive() {
     assert!(port.get(Some(Duration::from_millis(50))).is_err(), "exactly one packet");
 }
 
-// IOCP.md N6: a zero-length receive completes when data is readable and leaves the data
+// Rule N6: a zero-length receive completes when data is readable and leaves the data
 // in the socket.
 #[test]
 fn n6_zero_length_receive_waits_for_data_and_consumes_none() {
@@ -134,7 +134,7 @@ fn n6_zero_length_receive_waits_for_data_and_consumes_none() {
     assert_eq!(p.buffer.as_deref(), Some(&b"abc"[..]), "the data was left in the socket");
 }
 
-// IOCP.md H2: a receive when data is already there still yields its packet.
+// Rule H2: a receive when data is already there still yields its packet.
 #[test]
 fn h2_receive_with_data_already_there_yields_a_packet() {
     let port = CompletionPort::<u8>::new(1);
@@ -146,7 +146,7 @@ fn h2_receive_with_data_already_there_yields_a_packet() {
     assert_eq!((p.context, p.buffer.as_deref()), (9, Some(&b"early"[..])));
 }
 
-// IOCP.md N2: UDP send_to / recv_from round trip, with the sender's address.
+// Rule N2: UDP send_to / recv_from round trip, with the sender's address.
 #[test]
 fn n2_udp_round_trip() {
     let port = CompletionPort::<&str>::new(1);
@@ -167,7 +167,7 @@ fn n2_udp_round_trip() {
     assert_eq!((r.key, r.buffer.as_deref(), r.addr), (2, Some(&b"datagram"[..]), Some(a_addr)));
 }
 
-// IOCP.md H2 (skip-on-success): an eager call that completes at once returns its result
+// Rule H2 (skip-on-success): an eager call that completes at once returns its result
 // directly and queues no packet; one that would block becomes an ordinary operation with
 // exactly one packet.
 #[test]

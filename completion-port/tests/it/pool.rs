@@ -1,4 +1,4 @@
-//! The shutdown pattern and the worker pool: IOCP.md S1, S2.
+//! The shutdown pattern and the worker pool: docs/semantics.md S1, S2.
 
 use crate::common::{wait_until, DropCounter, PROMPT};
 use completion_port::{CompletionPort, GetError, WorkerPool};
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 const SHUTDOWN: usize = usize::MAX;
 
-// IOCP.md S1: one shutdown packet per worker stops every worker, on plain threads.
+// Rule S1: one shutdown packet per worker stops every worker, on plain threads.
 #[test]
 fn s1_one_shutdown_packet_per_worker_stops_them_all() {
     let port = CompletionPort::<u64>::new(0);
@@ -40,7 +40,7 @@ fn s1_one_shutdown_packet_per_worker_stops_them_all() {
     assert_eq!(port.queued(), 0);
 }
 
-// IOCP.md S1: the pool's handler stops its worker by returning Break; join collects them.
+// Rule S1: the pool's handler stops its worker by returning Break; join collects them.
 #[test]
 fn s1_pool_workers_stop_on_their_shutdown_packet() {
     let port = CompletionPort::<u64>::new(2);
@@ -66,7 +66,7 @@ fn s1_pool_workers_stop_on_their_shutdown_packet() {
     assert!(port.is_closed(), "join closes and drains the port");
 }
 
-// IOCP.md S2: shutdown with work still queued joins every thread and drains the port:
+// Rule S2: shutdown with work still queued joins every thread and drains the port:
 // every context is handled or handed back, exactly once.
 #[test]
 fn s2_pool_shutdown_loses_and_leaks_nothing() {
@@ -97,7 +97,7 @@ fn s2_pool_shutdown_loses_and_leaks_nothing() {
     assert_eq!(port.get(None).unwrap_err(), GetError::Closed);
 }
 
-// IOCP.md S2: dropping a pool stops it without hanging.
+// Rule S2: dropping a pool stops it without hanging.
 #[test]
 fn s2_dropping_a_pool_joins_its_workers() {
     let port = CompletionPort::<u8>::new(1);
@@ -108,7 +108,7 @@ fn s2_dropping_a_pool_joins_its_workers() {
     assert!(port.is_closed());
 }
 
-// IOCP.md S2, bad input: a pool of zero workers is refused with a clear error.
+// Rule S2, bad input: a pool of zero workers is refused with a clear error.
 #[test]
 fn s2_pool_of_zero_workers_is_invalid() {
     let port = CompletionPort::<u8>::new(1);

@@ -1,4 +1,4 @@
-//! The port itself: IOCP.md P1–P10.
+//! The port itself: docs/semantics.md P1–P10.
 
 use crate::common::{wait_until, DropCounter, PROMPT};
 use completion_port::{CompletionPort, GetError, PostError};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 const SHORT: Duration = Duration::from_millis(100);
 
-// IOCP.md P1: 0 means the number of logical CPUs; any other value is kept as given.
+// Rule P1: 0 means the number of logical CPUs; any other value is kept as given.
 #[test]
 fn p1_concurrency_zero_means_logical_cpus() {
     let cpus = thread::available_parallelism().unwrap().get();
@@ -19,7 +19,7 @@ fn p1_concurrency_zero_means_logical_cpus() {
     assert_eq!(CompletionPort::<()>::new(1).clone().concurrency(), 1);
 }
 
-// IOCP.md P2: a posted packet comes back with exactly the key, bytes and context given.
+// Rule P2: a posted packet comes back with exactly the key, bytes and context given.
 #[test]
 fn p2_post_then_get_returns_the_values_unchanged() {
     let port = CompletionPort::new(1);
@@ -31,7 +31,7 @@ fn p2_post_then_get_returns_the_values_unchanged() {
     assert!(p.buffer.is_none(), "a posted packet carries no buffer");
 }
 
-// IOCP.md P2, P8: posting to a closed port is an error that gives the context back.
+// Rule P2, P8: posting to a closed port is an error that gives the context back.
 #[test]
 fn p2_post_to_closed_port_returns_the_context() {
     let port = CompletionPort::new(1);
@@ -43,7 +43,7 @@ fn p2_post_to_closed_port_returns_the_context() {
     assert_eq!(io.kind(), io::ErrorKind::BrokenPipe);
 }
 
-// IOCP.md P3 (c): a 0 ms poll on an empty port returns TimedOut at once.
+// Rule P3 (c): a 0 ms poll on an empty port returns TimedOut at once.
 #[test]
 fn p3_zero_timeout_polls_without_blocking() {
     let port = CompletionPort::<u8>::new(1);
@@ -55,7 +55,7 @@ fn p3_zero_timeout_polls_without_blocking() {
     assert_eq!(io.kind(), io::ErrorKind::TimedOut);
 }
 
-// IOCP.md P3 (c): a 50 ms timeout never returns early, and consumes nothing.
+// Rule P3 (c): a 50 ms timeout never returns early, and consumes nothing.
 #[test]
 fn p3_timeout_never_returns_early() {
     let port = CompletionPort::<u8>::new(1);
@@ -72,7 +72,7 @@ fn p3_timeout_never_returns_early() {
     assert_eq!(port.get(Some(Duration::ZERO)).unwrap().context, 9);
 }
 
-// IOCP.md P3 (c): `None` waits until a packet arrives.
+// Rule P3 (c): `None` waits until a packet arrives.
 #[test]
 fn p3_none_waits_for_a_packet() {
     let port = CompletionPort::new(1);
@@ -88,7 +88,7 @@ fn p3_none_waits_for_a_packet() {
     poster.join().unwrap();
 }
 
-// IOCP.md P3 (d): a port closed before the call reports Closed, even with packets queued
+// Rule P3 (d): a port closed before the call reports Closed, even with packets queued
 // (those are for drain), and the three outcomes stay distinct types.
 #[test]
 fn p3_closed_is_distinct_from_timeout() {
@@ -101,7 +101,7 @@ fn p3_closed_is_distinct_from_timeout() {
     assert_eq!(port.drain().len(), 1);
 }
 
-// IOCP.md P3, bad input: absurd timeouts mean "forever" without overflow or panic.
+// Rule P3, bad input: absurd timeouts mean "forever" without overflow or panic.
 #[test]
 fn p3_huge_timeouts_mean_forever() {
     for timeout in
@@ -121,7 +121,7 @@ fn p3_huge_timeouts_mean_forever() {
     }
 }
 
-// IOCP.md P4: get_many removes up to max packets, FIFO, in one call.
+// Rule P4: get_many removes up to max packets, FIFO, in one call.
 #[test]
 fn p4_get_many_takes_a_fifo_batch() {
     let port = CompletionPort::new(1);
@@ -136,7 +136,7 @@ fn p4_get_many_takes_a_fifo_batch() {
     assert_eq!(port.get_many(3, Some(Duration::ZERO)).unwrap_err(), GetError::TimedOut);
 }
 
-// IOCP.md P4: a blocked get_many returns the packet that woke it plus whatever else is queued.
+// Rule P4: a blocked get_many returns the packet that woke it plus whatever else is queued.
 #[test]
 fn p4_blocked_get_many_returns_at_least_one() {
     let port = CompletionPort::new(4);
@@ -147,7 +147,7 @@ fn p4_blocked_get_many_returns_at_least_one() {
     assert!(getter.join().unwrap() >= 1);
 }
 
-// IOCP.md P4, bad input: max == 0 is an invalid-argument error and consumes nothing.
+// Rule P4, bad input: max == 0 is an invalid-argument error and consumes nothing.
 #[test]
 fn p4_get_many_with_max_zero_is_invalid() {
     let port = CompletionPort::new(1);
@@ -159,7 +159,7 @@ fn p4_get_many_with_max_zero_is_invalid() {
     assert_eq!(port.queued(), 1, "a refused call consumes nothing");
 }
 
-// IOCP.md P5: packets come out in the order they were posted.
+// Rule P5: packets come out in the order they were posted.
 #[test]
 fn p5_packets_are_fifo() {
     let port = CompletionPort::new(1);
@@ -172,7 +172,7 @@ fn p5_packets_are_fifo() {
     }
 }
 
-// IOCP.md P6: B waits, then A waits; three posts give A the first, B the second, and the
+// Rule P6: B waits, then A waits; three posts give A the first, B the second, and the
 // poster's own get the third.
 #[test]
 fn p6_waiters_are_released_lifo() {
@@ -193,7 +193,7 @@ fn p6_waiters_are_released_lifo() {
     assert_eq!(port.get(Some(Duration::ZERO)).unwrap().context, 3);
 }
 
-// IOCP.md P7: a packet given to a waiter is never taken by another thread, lost, or
+// Rule P7: a packet given to a waiter is never taken by another thread, lost, or
 // delivered twice, even when waiters time out while packets are handed to them.
 #[test]
 fn p7_hand_off_is_exactly_once_under_timeout_races() {
@@ -232,7 +232,7 @@ fn p7_hand_off_is_exactly_once_under_timeout_races() {
     assert!(port.drain().is_empty());
 }
 
-// IOCP.md P8: close wakes 8 blocked waiters promptly; later calls return Closed at once;
+// Rule P8: close wakes 8 blocked waiters promptly; later calls return Closed at once;
 // post fails; closing twice is harmless.
 #[test]
 fn p8_close_wakes_every_waiter() {
@@ -272,7 +272,7 @@ fn p8_close_wakes_every_waiter() {
     assert!(port.post(0, 0, 1).is_err());
 }
 
-// IOCP.md P9: with concurrency 1 and two workers, the second is not released while the
+// Rule P9: with concurrency 1 and two workers, the second is not released while the
 // first holds a packet, and is released when the first enters the blocking hint.
 #[test]
 fn p9_concurrency_limit_and_blocking_hint() {
@@ -321,7 +321,7 @@ fn p9_concurrency_limit_and_blocking_hint() {
     wait_until(PROMPT, "slots are returned at thread exit", || port.running() == 0);
 }
 
-// IOCP.md P9: calling get again ends the running period; a thread that exits returns its
+// Rule P9: calling get again ends the running period; a thread that exits returns its
 // slot, releasing a waiter.
 #[test]
 fn p9_thread_exit_and_next_get_return_the_slot() {
@@ -359,7 +359,7 @@ fn p9_thread_exit_and_next_get_return_the_slot() {
     assert_eq!(waiter.join().unwrap(), 4);
 }
 
-// IOCP.md P9: waiting on another port ends the running period on the first one.
+// Rule P9: waiting on another port ends the running period on the first one.
 #[test]
 fn p9_get_on_another_port_releases_the_first() {
     let a = CompletionPort::<u8>::new(1);
@@ -371,7 +371,7 @@ fn p9_get_on_another_port_releases_the_first() {
     assert_eq!(a.running(), 0);
 }
 
-// IOCP.md P10: drain after close returns every queued context exactly once.
+// Rule P10: drain after close returns every queued context exactly once.
 #[test]
 fn p10_drain_returns_every_context_once() {
     let drops = Arc::new(AtomicUsize::new(0));
@@ -390,7 +390,7 @@ fn p10_drain_returns_every_context_once() {
     assert_eq!(drops.load(Ordering::SeqCst), 1000);
 }
 
-// IOCP.md P10 (with P2): posts from many threads racing `close` and `drain`. Every post
+// Rule P10 (with P2): posts from many threads racing `close` and `drain`. Every post
 // either succeeds and its packet is drained exactly once, or fails and hands its own
 // context back; nothing is lost or duplicated, whichever stripe of the post gate each
 // posting thread uses.
@@ -439,7 +439,7 @@ fn p10_posts_racing_close_are_drained_or_refused() {
     }
 }
 
-// IOCP.md P10: dropping an undrained port drops every context exactly once.
+// Rule P10: dropping an undrained port drops every context exactly once.
 #[test]
 fn p10_dropping_an_undrained_port_drops_every_context_once() {
     let drops = Arc::new(AtomicUsize::new(0));
@@ -457,7 +457,7 @@ fn p10_dropping_an_undrained_port_drops_every_context_once() {
     assert_eq!(drops.load(Ordering::SeqCst), 1000);
 }
 
-// IOCP.md P10: a thread still associated with a dropped port does not keep it alive or
+// Rule P10: a thread still associated with a dropped port does not keep it alive or
 // touch it when it exits.
 #[test]
 fn p10_thread_record_does_not_keep_the_port_alive() {

@@ -1,4 +1,4 @@
-//! Many posters, many getters, every packet exactly once: IOCP.md P5, P7, P9, P10.
+//! Many posters, many getters, every packet exactly once: docs/semantics.md P5, P7, P9, P10.
 
 use completion_port::{CompletionPort, GetError};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -95,7 +95,7 @@ fn run(cfg: &Config) {
     assert_eq!(checksum.load(Ordering::Relaxed), expected, "checksum mismatch");
 }
 
-// IOCP.md P5, P7, P9: 10^6 packets across several posters and getters, varied timeouts and
+// Rule P5, P7, P9: 10^6 packets across several posters and getters, varied timeouts and
 // concurrency limits; every packet delivered exactly once (count, bitmap and checksum).
 #[test]
 fn stress_million_packets_exactly_once() {

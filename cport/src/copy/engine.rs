@@ -115,7 +115,7 @@ impl Copier<'_> {
     fn may_start(&self) -> bool {
         self.error.is_none()
             && self.active < self.plan.depth
-            && !self.eof.is_some_and(|e| self.next >= e)
+            && self.eof.is_none_or(|e| self.next < e)
             && (self.next < self.plan.size_hint || self.probes == 0)
     }
 

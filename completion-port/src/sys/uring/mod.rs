@@ -438,7 +438,7 @@ impl<C> Drop for Uring<C> {
             }
             *self.in_flight.get_mut() -= reaped;
             idle_rounds = if reaped == 0 { idle_rounds + 1 } else { 0 };
-            if idle_rounds > 0 && idle_rounds % 50 == 0 {
+            if idle_rounds > 0 && idle_rounds.is_multiple_of(50) {
                 // Something ignores cancellation (an uninterruptible file read): keep
                 // waiting rather than free memory the kernel may still write.
                 tracing::warn!(

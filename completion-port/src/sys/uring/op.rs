@@ -198,7 +198,7 @@ fn build_entry<C>(op: &mut Body<C>) -> squeue::Entry {
         Request::Connect { addr } => {
             opcode::Connect::new(fd, addr.as_ptr().cast::<libc::sockaddr>(), addr.len()).build()
         }
-        // IOCP.md N6: a zero-length receive waits for readability and consumes nothing.
+        // docs/semantics.md N6: a zero-length receive waits for readability and consumes nothing.
         Request::Recv if cap == 0 => opcode::PollAdd::new(fd, libc::POLLIN as u32).build(),
         Request::Recv => opcode::Recv::new(fd, buf_ptr, cap).build(),
         Request::Send => opcode::Send::new(fd, buf_ptr, buf_len).flags(libc::MSG_NOSIGNAL).build(),
@@ -253,7 +253,7 @@ pub(crate) fn reclaim<C>(user_data: u64) -> (C, Option<Vec<u8>>) {
     (body.data.context, body.data.buffer)
 }
 
-/// Turns a CQE into the operation's one packet (IOCP.md H2, H3).
+/// Turns a CQE into the operation's one packet (docs/semantics.md H2, H3).
 pub(crate) fn complete<C>(op: Arc<Op<C>>, res: i32) -> Completion<C> {
     let Body { data, scratch, restarts, .. } = take_body(op);
     let OpData { handle, key, request, mut buffer, context } = data;
@@ -297,7 +297,7 @@ pub(crate) fn complete<C>(op: Arc<Op<C>>, res: i32) -> Completion<C> {
     };
     completion.buffer = buffer;
     // The handle's last in-flight reference may go here, closing the descriptor only now
-    // that its packet exists (IOCP.md H6).
+    // that its packet exists (docs/semantics.md H6).
     handle.op_finished();
     drop(handle);
     completion
