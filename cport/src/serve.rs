@@ -183,9 +183,13 @@ impl Server {
             batch.clear();
             match self.port.get_many_into(&mut batch, 64, None) {
                 Ok(_) => {
-                    for packet in batch.drain(..) {
-                        self.handle(packet);
-                    }
+                    // The operations this batch starts go to the kernel in one system call,
+                    // when the section ends (nothing in it waits for them).
+                    self.port.batch(|| {
+                        for packet in batch.drain(..) {
+                            self.handle(packet);
+                        }
+                    });
                 }
                 Err(GetError::Closed) => return,
                 Err(e) => {
