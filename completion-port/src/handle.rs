@@ -49,7 +49,24 @@ use std::sync::{Arc, Mutex, Weak};
 /// still produces its one packet, with a cancelled error or its real result if it finished
 /// first. The descriptor is closed only after the last of those packets has been produced,
 /// so a new descriptor that reuses the number can never receive an old packet (H6, H7).
+///
+/// # Cloning
+///
+/// A `Handle` is a shared reference, like a duplicated Windows handle: clones start
+/// operations on the same descriptor, under the same key, and the handle is closed (its
+/// pending operations cancelled) when the last clone is dropped.
 pub struct Handle<C: Send + 'static> {
+    o: Arc<HandleOwner<C>>,
+}
+
+impl<C: Send + 'static> Clone for Handle<C> {
+    fn clone(&self) -> Self {
+        Self { o: Arc::clone(&self.o) }
+    }
+}
+
+/// What the user's clones of a [`Handle`] share; dropping it closes the handle (H6).
+struct HandleOwner<C: Send + 'static> {
     port: CompletionPort<C>,
     shared: Arc<HandleShared>,
 }
@@ -189,24 +206,24 @@ impl<C: Send + 'static> CompletionPort<C> {
             cancel_epoch: AtomicU32::new(0),
             registry: Arc::downgrade(registry),
         };
-        Ok(Handle { port: self.clone(), shared: Arc::new(shared) })
+        Ok(Handle { o: Arc::new(HandleOwner { port: self.clone(), shared: Arc::new(shared) }) })
     }
 }
 
 impl<C: Send + 'static> Handle<C> {
     /// The key packets of this handle carry.
     pub fn key(&self) -> usize {
-        self.shared.key
+        self.o.shared.key
     }
 
     /// The port this handle completes to.
     pub fn port(&self) -> &CompletionPort<C> {
-        &self.port
+        &self.o.port
     }
 
     /// Number of operations submitted whose packet has not yet been produced.
     pub fn pending(&self) -> usize {
-        self.shared.pending.load(Ordering::SeqCst)
+        self.o.shared.pending.load(Ordering::SeqCst)
     }
 
     fn submit(
@@ -216,19 +233,19 @@ impl<C: Send + 'static> Handle<C> {
         context: C,
     ) -> Result<OpId<C>, SubmitError<C>> {
         if let Err(e) =
-            request.check_args().and_then(|()| self.shared.kind.check(&request, self.shared.fd.as_fd()))
+            request.check_args().and_then(|()| self.o.shared.kind.check(&request, self.o.shared.fd.as_fd()))
         {
             return Err(SubmitError::new(e, context, buffer));
         }
-        let Some(driver) = self.port.existing_driver() else {
+        let Some(driver) = self.o.port.existing_driver() else {
             return Err(SubmitError::new(crate::sys::closed_error(), context, buffer));
         };
-        self.shared.pending.fetch_add(1, Ordering::SeqCst);
-        let op = OpData { handle: Arc::clone(&self.shared), key: self.shared.key, request, buffer, context };
+        self.o.shared.pending.fetch_add(1, Ordering::SeqCst);
+        let op = OpData { handle: Arc::clone(&self.o.shared), key: self.o.shared.key, request, buffer, context };
         // Handed to the kernel now (H9), unless this thread is inside a `batch` section,
         // which submits when it ends.
         driver.submit(op).map(OpId).inspect_err(|_| {
-            self.shared.pending.fetch_sub(1, Ordering::SeqCst);
+            self.o.shared.pending.fetch_sub(1, Ordering::SeqCst);
         })
     }
 
@@ -362,7 +379,7 @@ impl<C: Send + 'static> Handle<C> {
         if let Err(e) = self.check_eager(&Request::Send) {
             return Err(SubmitError::new(e, context, Some(buf)));
         }
-        match crate::sys::eager::send(self.shared.fd.as_fd(), &buf) {
+        match crate::sys::eager::send(self.o.shared.fd.as_fd(), &buf) {
             Some(result) => Ok(Started::Done(self.immediate(result, buf, context))),
             None => self.send(buf, context).map(Started::Pending),
         }
@@ -384,22 +401,22 @@ impl<C: Send + 'static> Handle<C> {
             return self.recv(buf, context).map(Started::Pending);
         }
         buf.clear();
-        match crate::sys::eager::recv(self.shared.fd.as_fd(), &mut buf) {
+        match crate::sys::eager::recv(self.o.shared.fd.as_fd(), &mut buf) {
             Some(result) => Ok(Started::Done(self.immediate(result, buf, context))),
             None => self.recv(buf, context).map(Started::Pending),
         }
     }
 
     fn check_eager(&self, request: &Request) -> io::Result<()> {
-        self.shared.kind.check(request, self.shared.fd.as_fd())?;
-        if self.port.is_closed() {
+        self.o.shared.kind.check(request, self.o.shared.fd.as_fd())?;
+        if self.o.port.is_closed() {
             return Err(crate::sys::closed_error());
         }
         Ok(())
     }
 
     fn immediate(&self, result: io::Result<usize>, buf: Vec<u8>, context: C) -> crate::Completion<C> {
-        let mut c = crate::Completion::io(self.shared.key, context);
+        let mut c = crate::Completion::io(self.o.shared.key, context);
         c.result = result;
         c.buffer = Some(buf);
         c
@@ -449,7 +466,7 @@ impl<C: Send + 'static> Handle<C> {
     ///
     /// `NotFound` if the operation's packet was already produced.
     pub fn cancel(&self, op: &OpId<C>) -> io::Result<()> {
-        let driver = self.port.existing_driver().ok_or_else(crate::sys::closed_error)?;
+        let driver = self.o.port.existing_driver().ok_or_else(crate::sys::closed_error)?;
         driver.cancel(&op.0)
     }
 
@@ -463,44 +480,48 @@ impl<C: Send + 'static> Handle<C> {
         if self.pending() == 0 {
             return Err(io::Error::new(io::ErrorKind::NotFound, "no operation is pending on this handle"));
         }
-        let driver = self.port.existing_driver().ok_or_else(crate::sys::closed_error)?;
-        driver.cancel_fd(&self.shared)
+        let driver = self.o.port.existing_driver().ok_or_else(crate::sys::closed_error)?;
+        driver.cancel_fd(&self.o.shared)
     }
 
-    /// Closes the handle: cancels what is pending; the descriptor is closed once the last
-    /// packet is produced (H6). Same as dropping it.
+    /// Drops this clone of the handle. When it is the last one, the handle closes: what is
+    /// pending is cancelled, and the descriptor is closed once the last packet is produced
+    /// (H6). Same as dropping it.
     pub fn close(self) {}
 }
 
 impl<C: Send + 'static> AsFd for Handle<C> {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.shared.fd.as_fd()
+        self.o.shared.fd.as_fd()
     }
 }
 
 impl<C: Send + 'static> AsRawFd for Handle<C> {
     fn as_raw_fd(&self) -> RawFd {
-        self.shared.fd.as_raw_fd()
+        self.o.shared.fd.as_raw_fd()
     }
 }
 
 impl<C: Send + 'static> fmt::Debug for Handle<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle")
-            .field("fd", &self.shared.fd.as_raw_fd())
-            .field("key", &self.shared.key)
-            .field("kind", &self.shared.kind)
+            .field("fd", &self.o.shared.fd.as_raw_fd())
+            .field("key", &self.o.shared.key)
+            .field("kind", &self.o.shared.kind)
             .field("pending", &self.pending())
             .finish()
     }
 }
 
-impl<C: Send + 'static> Drop for Handle<C> {
+impl<C: Send + 'static> Drop for HandleOwner<C> {
     fn drop(&mut self) {
         // H6: Windows and io_uring both leave operations hanging when a handle closes; we
         // cancel them. The descriptor stays open in `shared` until their packets exist.
-        if self.pending() > 0 {
-            if let Err(e) = self.cancel_all() {
+        if self.shared.pending.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        if let Some(driver) = self.port.existing_driver() {
+            if let Err(e) = driver.cancel_fd(&self.shared) {
                 tracing::debug!(error = %e, "cancel on handle drop");
             }
         }

@@ -338,3 +338,27 @@ fn p10_drain_while_a_thread_polls_wakes_it() {
         assert_eq!(poller.join().unwrap().unwrap_err(), GetError::Closed);
     }
 }
+
+// Rule H6: clones of a handle share it; dropping one clone cancels nothing, dropping the
+// last one cancels what is pending, and the descriptor closes after the last packet.
+#[test]
+fn h6_a_handle_closes_when_its_last_clone_drops() {
+    let port = CompletionPort::<&str>::new(1);
+    let (ours, mut peer) = pair(&port, 1);
+    let other = ours.clone();
+    ours.recv(Vec::with_capacity(8), "first").unwrap();
+    drop(ours);
+    assert!(port.get(Some(Duration::from_millis(50))).is_err(), "one clone's drop cancels nothing");
+    peer.write_all(b"hi").unwrap();
+    let p = port.get(Some(crate::common::PROMPT)).unwrap();
+    assert_eq!((p.context, p.buffer.as_deref()), ("first", Some(&b"hi"[..])));
+    other.recv(Vec::with_capacity(8), "second").unwrap();
+    assert_eq!(other.pending(), 1);
+    drop(other);
+    let p = port.get(Some(crate::common::PROMPT)).unwrap();
+    assert!(p.is_cancelled(), "the last clone's drop cancels: {:?}", p.result);
+    // The descriptor is closed now: the peer sees end of stream.
+    let mut buf = [0u8; 1];
+    use std::io::Read;
+    assert_eq!(peer.read(&mut buf).unwrap(), 0);
+}
