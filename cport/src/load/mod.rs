@@ -14,8 +14,8 @@
 mod conn;
 mod pattern;
 mod report;
-pub mod units;
 
+use crate::units;
 use completion_port::{CompletionPort, GetError};
 use conn::{lock, Conn, Ctx, Shared};
 use hdrhistogram::Histogram;
@@ -47,10 +47,10 @@ pub struct Args {
     /// Connections to open.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     connections: u32,
-    /// Message size in bytes (suffixes K, M allowed; at most 64M).
+    /// Message size in bytes (suffixes K, M, powers of 1024; at most 64M).
     #[arg(long, default_value = "64", value_parser = parse_message_size)]
     size: u64,
-    /// How long to run: 5s, 500ms, 2m, or plain seconds.
+    /// How long to run: 5s, 500ms, 2m, 1h30m, or plain seconds.
     #[arg(long, default_value = "5s", value_parser = units::parse_duration)]
     duration: Duration,
     /// Messages in flight per connection.
@@ -74,12 +74,9 @@ const MAX_SIZE: u64 = 64 << 20;
 /// its expected echo generated, so this bounds the memory a run takes).
 const MAX_IN_FLIGHT: u64 = 4 << 30;
 
-/// A message size: a size (see [`units::parse_size`]) of at most [`MAX_SIZE`].
+/// A message size of at most [`MAX_SIZE`].
 fn parse_message_size(text: &str) -> Result<u64, String> {
-    match units::parse_size(text)? {
-        n if n > MAX_SIZE => Err(format!("'{text}' is larger than the largest message size, 64M")),
-        n => Ok(n),
-    }
+    units::parse_size_at_most(text, MAX_SIZE, "message size")
 }
 
 /// Runs the load generator. Prints the report on stdout; returns an error (exit status 1)

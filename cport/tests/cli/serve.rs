@@ -15,7 +15,7 @@ struct Server {
 impl Server {
     /// Starts the server on a free port and waits until it listens.
     fn start(extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cport"))
+        let mut child = Command::new(crate::common::bin())
             .args(["serve", "--addr", "127.0.0.1:0", "--workers", "2"])
             .args(extra)
             .stdout(Stdio::piped())
@@ -222,7 +222,7 @@ fn serve_sigterm_exits_zero_with_summary() {
 fn serve_on_a_port_in_use_fails_clearly() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_cport")).args(["serve", "--addr", &addr]).output().unwrap();
+    let out = Command::new(crate::common::bin()).args(["serve", "--addr", &addr]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -233,11 +233,10 @@ fn serve_on_a_port_in_use_fails_clearly() {
 /// A bad flag exits with status 2 and a usage message.
 #[test]
 fn serve_bad_flag_is_a_usage_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_cport")).args(["serve", "--no-such-flag"]).output().unwrap();
+    let out = Command::new(crate::common::bin()).args(["serve", "--no-such-flag"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Usage"));
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_cport")).args(["serve", "--buffer-size", "0"]).output().unwrap();
+    let out = Command::new(crate::common::bin()).args(["serve", "--buffer-size", "0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -270,7 +269,7 @@ fn serve_and_load_every_byte_checked() {
         ["--connections", "20", "--size", "64", "--pipeline", "4"],
         ["--connections", "8", "--size", "4K", "--pipeline", "1"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_cport"))
+        let out = Command::new(crate::common::bin())
             .args(["load", "--addr", &addr, "--duration", "1s", "--json"])
             .args(args)
             .output()
@@ -291,7 +290,7 @@ fn serve_and_load_every_byte_checked() {
 #[test]
 fn serve_sigterm_during_load() {
     let server = Server::start(&[]);
-    let mut load = Command::new(env!("CARGO_BIN_EXE_cport"))
+    let mut load = Command::new(crate::common::bin())
         .args(["load", "--addr", &server.addr.to_string(), "--duration", "20s", "--connections", "20"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -37,7 +37,8 @@ fn bad_values_exit_2_naming_the_flag() {
     usage_error(&["load", "--connections", "0"], "--connections");
     usage_error(&["load", "--rate=-5"], "not a positive rate");
     usage_error(&["load", "--rate", "0"], "not a positive rate");
-    usage_error(&["copy", "a", "b", "--block-size", "1T"], "not a size");
+    usage_error(&["copy", "a", "b", "--block-size", "1X"], "not a size");
+    usage_error(&["copy", "a", "b", "--block-size", "1T"], "largest block size, 1 GiB");
     usage_error(&["copy", "a", "b", "--block-size", "2G"], "largest block size");
     usage_error(&["copy", "a", "b", "--depth", "0"], "--depth");
 }
