@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod copy;
+mod limits;
 mod load;
 mod serve;
 mod units;
@@ -81,6 +82,7 @@ fn main() -> ExitCode {
     // Checks across flags: usage errors (exit 2), reported as clap reports its own.
     let checked = match &cli.command {
         Command::Copy(args) => args.check(),
+        Command::Load(args) => args.check(),
         _ => Ok(()),
     };
     if let Err(msg) = checked {
