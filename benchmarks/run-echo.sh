@@ -27,7 +27,7 @@ run_one() { # mode size conns round
   local mode=$1 size=$2 conns=$3 round=$4 extra=()
   [ "$mode" = eager ] && extra=(--eager)
   "$bin" serve --addr 127.0.0.1:$PORT --workers 1 --concurrency 1 "${extra[@]}" \
-    >"$out/srv-$mode-$size-$conns-$round.txt" 2>/dev/null &
+    2>"$out/srv-$mode-$size-$conns-$round.txt" >/dev/null &  # its summary is on stderr
   local srv=$!
   for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.05; done
   "$bin" load --addr 127.0.0.1:$PORT --connections "$conns" --size "$size" \

@@ -241,7 +241,8 @@ impl<C: Send + 'static> Handle<C> {
             return Err(SubmitError::new(crate::sys::closed_error(), context, buffer));
         };
         self.o.shared.pending.fetch_add(1, Ordering::SeqCst);
-        let op = OpData { handle: Arc::clone(&self.o.shared), key: self.o.shared.key, request, buffer, context };
+        let op =
+            OpData { handle: Arc::clone(&self.o.shared), key: self.o.shared.key, request, buffer, context };
         // Handed to the kernel now (H9), unless this thread is inside a `batch` section,
         // which submits when it ends.
         driver.submit(op).map(OpId).inspect_err(|_| {

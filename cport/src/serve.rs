@@ -14,42 +14,63 @@
 //! close is honoured after everything received has been echoed. SIGINT/SIGTERM stop the
 //! server: stop accepting, cancel, drain, print a summary, exit 0.
 
+use crate::{limits, units};
 use completion_port::{Completion, CompletionPort, GetError, Handle, Started};
-use std::net::{SocketAddr, TcpListener};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::net::{TcpListener, ToSocketAddrs};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Options of `cport serve`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Address to listen on.
+    /// Address to listen on: IP:PORT or HOST:PORT (the first address HOST resolves to
+    /// that can be bound).
     #[arg(long, default_value = "127.0.0.1:7000")]
-    addr: SocketAddr,
+    addr: String,
     /// Worker threads waiting on the port (default: logical CPUs).
-    #[arg(long)]
-    workers: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    workers: Option<u32>,
     /// Most workers running at once, the port's concurrency value (0: logical CPUs).
     #[arg(long, default_value_t = 0)]
     concurrency: usize,
-    /// Most connections open at once; further clients wait in the listen backlog.
-    #[arg(long, default_value_t = 10_000)]
-    max_connections: usize,
-    /// Receive buffer per connection, in bytes.
-    #[arg(long, default_value_t = 16 * 1024, value_parser = clap::value_parser!(u32).range(1..=(64 << 20)))]
-    buffer_size: u32,
+    /// Most connections open at once (at least 1); further clients wait in the listen
+    /// backlog. The soft descriptor limit is raised to the hard limit if this needs it.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    max_connections: u64,
+    /// Receive buffer per connection (suffixes K, M, powers of 1024; at most 64M).
+    #[arg(long, default_value = "16K", value_parser = parse_buffer_size)]
+    buffer_size: u64,
     /// Accepts kept in flight on the listener.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=4096))]
     accepts: u16,
+    /// Close a connection that has received nothing and sent nothing for this long
+    /// (e.g. 30s, 5m; default: never).
+    #[arg(long, value_parser = units::parse_duration)]
+    idle_timeout: Option<Duration>,
     /// Send each echo eagerly: directly, when the socket can take it at once, without a
     /// packet (skip-on-success). Off by default: measured on this machine, it helps one
     /// connection at a time but costs a system call per message that the port otherwise
     /// batches into its wait call when many connections are busy (docs/benchmarks.md).
     #[arg(long)]
     eager: bool,
+    /// Print the summary at exit as one JSON object on stdout (instead of a line on stderr).
+    #[arg(long)]
+    json: bool,
 }
+
+/// A receive buffer size of at most 64 MiB.
+fn parse_buffer_size(text: &str) -> Result<u64, String> {
+    units::parse_size_at_most(text, 64 << 20, "buffer size")
+}
+
+/// How often the main thread looks at the accepts parked by a descriptor shortage and at
+/// idle connections.
+const TICK: Duration = Duration::from_millis(50);
 
 /// The completion key of the listener; connections use their id (from 1).
 const LISTENER: usize = 0;
@@ -64,13 +85,27 @@ enum Op {
 /// One client connection. Dropped (and its socket closed) when its last operation's
 /// context is dropped.
 struct Conn {
+    id: usize,
     handle: Handle<Op>,
     server: Arc<Server>,
+    /// With `--idle-timeout`: when the connection last made progress, in milliseconds
+    /// since the server started.
+    last_active: AtomicU64,
+    /// Set once it is being closed for idleness: no new operation is started.
+    closing: AtomicBool,
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.server.connection_closed();
+        self.server.connection_closed(self.id);
+    }
+}
+
+impl Conn {
+    fn touch(&self) {
+        if self.server.idle_timeout.is_some() {
+            self.last_active.store(self.server.now_ms(), Ordering::Relaxed);
+        }
     }
 }
 
@@ -81,16 +116,56 @@ struct Server {
     max_connections: usize,
     buffer_size: usize,
     eager: bool,
-    /// Open connections, and accepts not re-armed because `max_connections` was reached.
+    idle_timeout: Option<Duration>,
+    started: Instant,
+    /// Connection slots and the accepts that wait for one.
     slots: Mutex<Slots>,
+    /// With `--idle-timeout`: the open connections, by id.
+    conns: Mutex<HashMap<usize, Weak<Conn>>>,
     next_id: AtomicU64,
     stats: Stats,
 }
 
+/// The accounting of connection slots. Invariants: `open + armed <= max_connections`
+/// (an accept in flight holds a slot, so the limit is never exceeded however many
+/// accepts are in flight), and `armed + parked` is the number of accepts (`--accepts`).
 #[derive(Default)]
 struct Slots {
+    /// Connections open.
     open: usize,
-    parked_accepts: usize,
+    /// Accepts in flight on the listener.
+    armed: usize,
+    /// Accepts not in flight: no free slot, or descriptors ran out.
+    parked: usize,
+    /// An accept failed for lack of descriptors (or memory) and none has succeeded
+    /// since: accepts stay parked until a connection closes or a [`TICK`] retries one.
+    starved: bool,
+}
+
+impl Slots {
+    /// Takes a slot for an accept, if one is free and descriptors have not run out; else
+    /// parks the accept. Returns whether to arm it.
+    fn take_or_park(&mut self, max: usize) -> bool {
+        if !self.starved && self.open + self.armed < max {
+            self.armed += 1;
+            true
+        } else {
+            self.parked += 1;
+            false
+        }
+    }
+
+    /// Unparks one accept if a slot is free (even while starved: the caller knows a
+    /// descriptor may be free). Returns whether to arm it.
+    fn unpark(&mut self, max: usize) -> bool {
+        if self.parked > 0 && self.open + self.armed < max {
+            self.parked -= 1;
+            self.armed += 1;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 #[derive(Default)]
@@ -99,36 +174,77 @@ struct Stats {
     messages: AtomicU64,
     bytes: AtomicU64,
     errors: AtomicU64,
+    idle_closed: AtomicU64,
+}
+
+/// The summary printed at exit.
+#[derive(Serialize)]
+struct Summary {
+    addr: String,
+    workers: usize,
+    concurrency: usize,
+    connections: u64,
+    messages: u64,
+    bytes: u64,
+    errors: u64,
+    idle_closed: u64,
+    cancelled_at_shutdown: usize,
+    seconds: f64,
+    cpu_seconds: f64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Binds the first address `addr` resolves to that can be bound.
+fn listen(addr: &str) -> Result<TcpListener, String> {
+    let targets = addr.to_socket_addrs().map_err(|e| format!("cannot resolve '{addr}': {e}"))?;
+    let mut last = None;
+    for t in targets {
+        match TcpListener::bind(t) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    let why = last.map_or_else(|| "no address".to_string(), |e| limits::explain(&e));
+    Err(format!("cannot listen on {addr}: {why}"))
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: Args) -> Result<ExitCode, String> {
-    let workers = args.workers.unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()));
-    if workers == 0 {
-        return Err("--workers must be at least 1".into());
-    }
-    let listener =
-        TcpListener::bind(args.addr).map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let workers =
+        args.workers.map_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()), |n| n as usize);
+    let max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
+    let needed = args.max_connections + u64::from(args.accepts) + limits::RESERVED;
+    let nofile = limits::raise_nofile(needed);
+    let listener = listen(&args.addr)?;
     let local = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
-    let mut signals =
+    let signals =
         signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
             .map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
     let port = CompletionPort::new(args.concurrency);
-    let listener =
-        port.associate(listener, LISTENER).map_err(|e| format!("cannot associate the listener: {e}"))?;
+    let listener = port
+        .associate(listener, LISTENER)
+        .map_err(|e| format!("cannot associate the listener: {}", limits::explain(&e)))?;
     let server = Arc::new(Server {
         port: port.clone(),
         listener: Mutex::new(Some(listener)),
-        max_connections: args.max_connections.max(1),
+        max_connections,
         buffer_size: args.buffer_size as usize,
         eager: args.eager,
+        idle_timeout: args.idle_timeout,
+        started: Instant::now(),
         slots: Mutex::new(Slots::default()),
+        conns: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
         stats: Stats::default(),
     });
     for _ in 0..args.accepts {
-        server.arm_accept();
+        if lock(&server.slots).take_or_park(max_connections) {
+            server.arm_accept();
+        }
     }
     let threads: Vec<_> = (0..workers)
         .map(|i| {
@@ -143,11 +259,19 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         "cport serve: listening on {local} with {workers} workers (concurrency {})",
         port.concurrency()
     );
-    let started = Instant::now();
+    if let Some(soft) = nofile.filter(|&n| n < needed) {
+        tracing::warn!(
+            "--max-connections {} needs about {needed} descriptors but the limit is {soft}: accepts will pause \
+             there (raise it with `ulimit -n`)",
+            args.max_connections
+        );
+    }
 
-    // Wait for SIGINT/SIGTERM, then: stop accepting, cancel, drain.
-    let signal = signals.forever().next();
+    // Until SIGINT/SIGTERM: retry accepts parked by a descriptor shortage, close idle
+    // connections.
+    let signal = server.watch(signals);
     tracing::info!(?signal, "shutting down");
+    // Stop accepting, cancel, drain.
     port.close(); // cancels every accept, receive and send in flight
     for t in threads {
         if t.join().is_err() {
@@ -157,26 +281,112 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
     let leftover = port.drain(); // their packets: contexts dropped here, sockets closed
     let cancelled = leftover.len();
     drop(leftover);
-    server.listener.lock().map(|mut l| l.take()).ok();
+    lock(&server.listener).take();
 
     let s = &server.stats;
-    let cpu = cpu_seconds();
-    let messages = s.messages.load(Ordering::Relaxed);
-    println!(
-        "cport serve: {} connections, {} messages, {} bytes echoed, {} errors, {} operations cancelled at shutdown, {:.1}s, cpu {:.2}s{}",
-        s.connections.load(Ordering::Relaxed),
-        messages,
-        s.bytes.load(Ordering::Relaxed),
-        s.errors.load(Ordering::Relaxed),
-        cancelled,
-        started.elapsed().as_secs_f64(),
-        cpu,
-        if messages > 0 { format!(" ({:.2} us/msg)", cpu * 1e6 / messages as f64) } else { String::new() },
-    );
+    let summary = Summary {
+        addr: local.to_string(),
+        workers,
+        concurrency: port.concurrency(),
+        connections: s.connections.load(Ordering::Relaxed),
+        messages: s.messages.load(Ordering::Relaxed),
+        bytes: s.bytes.load(Ordering::Relaxed),
+        errors: s.errors.load(Ordering::Relaxed),
+        idle_closed: s.idle_closed.load(Ordering::Relaxed),
+        cancelled_at_shutdown: cancelled,
+        seconds: server.started.elapsed().as_secs_f64(),
+        cpu_seconds: cpu_seconds(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&summary).map_err(|e| format!("cannot write JSON: {e}"))?);
+    } else {
+        eprintln!("{}", summary.text(args.idle_timeout.is_some()));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
+impl Summary {
+    fn text(&self, idle: bool) -> String {
+        format!(
+            "cport serve: {} connections, {} messages, {} bytes echoed, {} errors, {}{} operations cancelled at shutdown, {:.1}s, cpu {:.2}s{}",
+            self.connections,
+            self.messages,
+            self.bytes,
+            self.errors,
+            if idle { format!("{} closed idle, ", self.idle_closed) } else { String::new() },
+            self.cancelled_at_shutdown,
+            self.seconds,
+            self.cpu_seconds,
+            if self.messages > 0 {
+                format!(" ({:.2} us/msg)", self.cpu_seconds * 1e6 / self.messages as f64)
+            } else {
+                String::new()
+            },
+        )
+    }
+}
+
 impl Server {
+    /// Milliseconds since the server started.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The main thread's loop until SIGINT or SIGTERM, which it returns: every [`TICK`],
+    /// retries one parked accept if descriptors ran out, and closes idle connections.
+    fn watch(&self, mut signals: signal_hook::iterator::Signals) -> Option<i32> {
+        let scan_every = self.idle_timeout.map(|t| (t / 4).clamp(TICK, Duration::from_secs(1)));
+        let mut last_scan = Instant::now();
+        loop {
+            if let Some(signal) = signals.pending().next() {
+                return Some(signal);
+            }
+            self.retry_starved_accept();
+            if let (Some(timeout), Some(every)) = (self.idle_timeout, scan_every) {
+                if last_scan.elapsed() >= every {
+                    last_scan = Instant::now();
+                    self.close_idle(timeout);
+                }
+            }
+            thread::sleep(TICK);
+        }
+    }
+
+    /// While descriptors are short, probes with one accept per [`TICK`] (none while one is
+    /// in flight): bounded retries, whether or not a connection ever closes.
+    fn retry_starved_accept(&self) {
+        let arm = {
+            let mut slots = lock(&self.slots);
+            slots.starved && slots.armed == 0 && slots.unpark(self.max_connections)
+        };
+        if arm {
+            self.arm_accept();
+        }
+    }
+
+    /// Closes the connections that made no progress for `timeout`: cancels their
+    /// operation in flight; its packet drops the connection.
+    fn close_idle(&self, timeout: Duration) {
+        let now = self.now_ms();
+        let limit = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        // Upgraded under the lock, used and dropped after it: dropping the last reference
+        // to a connection takes the lock again (`connection_closed`).
+        let idle: Vec<Arc<Conn>> = lock(&self.conns)
+            .values()
+            .filter_map(Weak::upgrade)
+            .filter(|c| now.saturating_sub(c.last_active.load(Ordering::Relaxed)) >= limit)
+            .collect();
+        for conn in idle {
+            if !conn.closing.swap(true, Ordering::AcqRel) {
+                self.stats.idle_closed.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(conn = conn.id, "closing an idle connection");
+                if let Err(e) = conn.handle.cancel_all() {
+                    tracing::debug!(error = %e, "cannot cancel an idle connection's operation");
+                }
+            }
+        }
+    }
+
     fn worker(self: &Arc<Self>) {
         let mut batch = Vec::with_capacity(64);
         loop {
@@ -208,13 +418,18 @@ impl Server {
         }
     }
 
+    /// Starts an accept for which a slot was taken ([`Slots::take_or_park`]).
     fn arm_accept(&self) {
-        if let Ok(guard) = self.listener.lock() {
-            if let Some(listener) = guard.as_ref() {
-                if let Err(e) = listener.accept(Op::Accept) {
-                    tracing::debug!(error = %e.error, "accept not armed");
-                }
-            }
+        let refused = match lock(&self.listener).as_ref() {
+            Some(listener) => listener.accept(Op::Accept).err().map(|e| e.error),
+            None => None,
+        };
+        if let Some(e) = refused {
+            // Closing (or a refused submission): give the slot back, park the accept.
+            tracing::debug!(error = %e, "accept not armed");
+            let mut slots = lock(&self.slots);
+            slots.armed -= 1;
+            slots.parked += 1;
         }
     }
 
@@ -223,20 +438,35 @@ impl Server {
             return; // shutting down
         }
         let stream = p.take_stream();
-        if let Err(e) = &p.result {
-            // EMFILE and friends: count it, keep accepting.
-            tracing::warn!(error = %e, "accept failed");
-            self.stats.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        // Keep the accept armed unless the connection limit is reached.
         let rearm = {
-            let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            slots.open += usize::from(stream.is_some());
-            let rearm = slots.open < self.max_connections;
-            if !rearm {
-                slots.parked_accepts += 1;
+            let mut slots = lock(&self.slots);
+            slots.armed -= 1;
+            match &p.result {
+                Err(e) if short_of_resources(e) => {
+                    // Retrying at once would fail again at once: park the accepts until a
+                    // connection closes or a tick retries. One warning per episode.
+                    if !slots.starved {
+                        slots.starved = true;
+                        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            "accept failed: {}; accepts paused until a connection closes ({} open)",
+                            limits::explain(e),
+                            slots.open
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept failed");
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(_) => {
+                    slots.open += usize::from(stream.is_some());
+                    if std::mem::take(&mut slots.starved) {
+                        tracing::info!(open = slots.open, "accepting again");
+                    }
+                }
             }
-            rearm
+            slots.take_or_park(self.max_connections)
         };
         if rearm {
             self.arm_accept();
@@ -249,15 +479,27 @@ impl Server {
             Ok(h) => h,
             Err(e) => {
                 tracing::debug!(error = %e, "cannot associate a connection");
-                self.connection_closed();
+                self.connection_closed(id);
                 return;
             }
         };
-        let conn = Arc::new(Conn { handle, server: Arc::clone(self) });
+        let conn = Arc::new(Conn {
+            id,
+            handle,
+            server: Arc::clone(self),
+            last_active: AtomicU64::new(self.now_ms()),
+            closing: AtomicBool::new(false),
+        });
+        if self.idle_timeout.is_some() {
+            lock(&self.conns).insert(id, Arc::downgrade(&conn));
+        }
         self.recv(conn, Vec::with_capacity(self.buffer_size));
     }
 
     fn recv(&self, conn: Arc<Conn>, mut buf: Vec<u8>) {
+        if conn.closing.load(Ordering::Acquire) {
+            return; // closed for idleness: dropping `conn` closes it
+        }
         buf.clear();
         let c2 = Arc::clone(&conn);
         if let Err(e) = conn.handle.recv(buf, Op::Recv(c2)) {
@@ -270,6 +512,7 @@ impl Server {
         match p.result {
             Ok(0) => {} // the peer's FIN: everything was echoed; dropping `conn` closes
             Ok(n) => {
+                conn.touch();
                 self.stats.messages.fetch_add(1, Ordering::Relaxed);
                 self.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
                 let buf = p.buffer.unwrap_or_default();
@@ -280,6 +523,9 @@ impl Server {
     }
 
     fn send(&self, conn: Arc<Conn>, buf: Vec<u8>) {
+        if conn.closing.load(Ordering::Acquire) {
+            return;
+        }
         let c2 = Arc::clone(&conn);
         if !self.eager {
             if let Err(e) = conn.handle.send(buf, Op::Send(c2)) {
@@ -307,10 +553,14 @@ impl Server {
         let mut buf = p.buffer.unwrap_or_default();
         match p.result {
             Ok(n) if n < buf.len() => {
+                conn.touch();
                 buf.drain(..n); // a partial send: send the rest first
                 self.send(conn, buf);
             }
-            Ok(_) => self.recv(conn, buf),
+            Ok(_) => {
+                conn.touch();
+                self.recv(conn, buf);
+            }
             Err(e) => self.failed(&e, cancelled),
         }
     }
@@ -322,19 +572,27 @@ impl Server {
         }
     }
 
-    fn connection_closed(&self) {
-        // A connection slot is free: re-arm an accept parked at the limit.
+    /// Connection `id` closed: its slot is free. A parked accept gets it (descriptors
+    /// may be free again, too).
+    fn connection_closed(&self, id: usize) {
+        if self.idle_timeout.is_some() {
+            lock(&self.conns).remove(&id);
+        }
         let rearm = {
-            let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut slots = lock(&self.slots);
             slots.open = slots.open.saturating_sub(1);
-            let rearm = slots.parked_accepts > 0;
-            slots.parked_accepts -= usize::from(rearm);
-            rearm
+            slots.unpark(self.max_connections)
         };
         if rearm {
             self.arm_accept();
         }
     }
+}
+
+/// Whether a failed accept says the process ran short of descriptors or memory, which
+/// retrying at once cannot fix.
+fn short_of_resources(e: &std::io::Error) -> bool {
+    limits::out_of_descriptors(e) || matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::ENOMEM))
 }
 
 /// CPU time (user + system) this process has used so far, in seconds, from

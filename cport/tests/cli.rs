@@ -11,6 +11,8 @@ mod common;
 mod copy;
 #[path = "cli/load.rs"]
 mod load;
+#[path = "cli/logs.rs"]
+mod logs;
 #[path = "cli/serve.rs"]
 mod serve;
 #[path = "cli/usage.rs"]

@@ -7,6 +7,10 @@
 //! The size SRC reported is only a hint: blocks before it are started `depth` at a time,
 //! and past it one at a time (a probe) until a read returns 0, so a file that grew, or a
 //! file that reports size 0 (such as those in /proc), is still copied whole.
+//!
+//! Before the size hint, only SRC's data regions ([`Plan::data`]) are copied: a block
+//! ends where its region ends, and holes are skipped, so they stay holes in DST (whose
+//! length the caller sets to [`Outcome::end`]).
 
 use completion_port::{Completion, CompletionPort, GetError, Handle, SubmitError};
 use std::fs::File;
@@ -24,6 +28,9 @@ pub struct Plan<'a> {
     pub depth: usize,
     /// The size SRC reported.
     pub size_hint: u64,
+    /// SRC's data regions `[start, end)` below `size_hint`, in order; the rest below
+    /// `size_hint` is holes, not copied.
+    pub data: Vec<(u64, u64)>,
     /// Names for error messages.
     pub src_name: &'a str,
     /// Names for error messages.
@@ -33,10 +40,21 @@ pub struct Plan<'a> {
 /// The context of an operation: which block slot it belongs to.
 type Ctx = usize;
 
-/// A block in flight: the byte range `[offset, offset + block)` of the file.
+/// What a successful copy did.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    /// Bytes written to DST.
+    pub written: u64,
+    /// SRC's end of file: the length DST must have.
+    pub end: u64,
+}
+
+/// A block in flight: the byte range `[offset, offset + len)` of the file.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     offset: u64,
+    /// Bytes in the block: `block`, or less at the end of a data region.
+    len: u64,
     /// Bytes of the block already written to DST.
     done: u64,
 }
@@ -49,8 +67,10 @@ struct Copier<'a> {
     slots: Vec<Option<Slot>>,
     /// Buffers of `block` bytes capacity not in use.
     spare: Vec<Vec<u8>>,
-    /// Offset of the next block to start.
+    /// Offset of the next block to start: no block starts before it.
     next: u64,
+    /// Index in `plan.data` of the first region that ends after `next`.
+    region: usize,
     /// End of file, once a read has returned 0 there.
     eof: Option<u64>,
     /// Blocks in flight (`slots` that are `Some`).
@@ -64,8 +84,8 @@ struct Copier<'a> {
 }
 
 /// Copies `src` to `dst` as `plan` says; calls `progress` with the bytes written so far
-/// after each batch of completions. Returns the bytes copied.
-pub fn copy(src: File, dst: File, plan: &Plan<'_>, mut progress: impl FnMut(u64)) -> Result<u64, String> {
+/// after each batch of completions.
+pub fn copy(src: File, dst: File, plan: &Plan<'_>, mut progress: impl FnMut(u64)) -> Result<Outcome, String> {
     let port = CompletionPort::<Ctx>::new(1);
     let use_port = |e: io::Error| format!("cannot use the completion port: {e}");
     let src = port.associate(src, SRC).map_err(use_port)?;
@@ -77,6 +97,7 @@ pub fn copy(src: File, dst: File, plan: &Plan<'_>, mut progress: impl FnMut(u64)
         slots: vec![None; plan.depth],
         spare: Vec::new(),
         next: 0,
+        region: 0,
         eof: None,
         active: 0,
         probes: 0,
@@ -106,31 +127,54 @@ pub fn copy(src: File, dst: File, plan: &Plan<'_>, mut progress: impl FnMut(u64)
     drop(port.drain());
     match c.error {
         Some(e) => Err(e),
-        None => Ok(c.written),
+        None => Ok(Outcome { written: c.written, end: c.eof.unwrap_or(c.next) }),
     }
 }
 
 impl Copier<'_> {
+    /// The next block to start, `(offset, len)`: the rest of the current data region (at
+    /// most a block), or past the data regions a whole block from `size_hint` on.
+    fn peek(&self) -> (u64, u64) {
+        let block = self.plan.block as u64;
+        for &(start, end) in &self.plan.data[self.region..] {
+            if end > self.next {
+                let at = start.max(self.next);
+                return (at, (end - at).min(block));
+            }
+        }
+        (self.next.max(self.plan.size_hint), block)
+    }
+
     /// Whether another block may start now.
     fn may_start(&self) -> bool {
+        let (at, _) = self.peek();
         self.error.is_none()
             && self.active < self.plan.depth
-            && self.eof.is_none_or(|e| self.next < e)
-            && (self.next < self.plan.size_hint || self.probes == 0)
+            && self.eof.is_none_or(|e| at < e)
+            && (at < self.plan.size_hint || self.probes == 0)
     }
 
     /// Starts blocks while allowed.
     fn start_blocks(&mut self) {
         while self.may_start() {
             let Some(i) = self.slots.iter().position(Option::is_none) else { return };
-            let slot = Slot { offset: self.next, done: 0 };
-            self.next = self.next.saturating_add(self.plan.block as u64);
+            let (offset, len) = self.peek();
+            let slot = Slot { offset, len, done: 0 };
+            self.next = offset.saturating_add(len);
+            while self.plan.data.get(self.region).is_some_and(|&(_, end)| end <= self.next) {
+                self.region += 1;
+            }
             self.slots[i] = Some(slot);
             self.active += 1;
             if slot.offset >= self.plan.size_hint {
                 self.probes += 1;
             }
-            let buf = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(self.plan.block));
+            // A read fills its buffer's whole capacity: a short block gets a buffer of its size.
+            let buf = if len == self.plan.block as u64 {
+                self.spare.pop().unwrap_or_else(|| Vec::with_capacity(self.plan.block))
+            } else {
+                Vec::with_capacity(len as usize)
+            };
             let r = self.src.read_at(buf, slot.offset, i);
             self.submitted(i, "read", r);
         }
@@ -181,7 +225,7 @@ impl Copier<'_> {
             let r = self.dst.write_at(buf, at, i);
             return self.submitted(i, "write", r);
         }
-        let rest = (self.plan.block as u64).saturating_sub(slot.done);
+        let rest = slot.len.saturating_sub(slot.done);
         if rest == 0 || self.eof.is_some_and(|e| at >= e) {
             return self.finish(i, buf);
         }

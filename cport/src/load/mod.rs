@@ -14,13 +14,14 @@
 mod conn;
 mod pattern;
 mod report;
-pub mod units;
 
+use crate::limits;
+use crate::units;
 use completion_port::{CompletionPort, GetError};
 use conn::{lock, Conn, Ctx, Shared};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use report::{Latency, Report};
+use report::{Connect, Latency, Report};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -47,10 +48,10 @@ pub struct Args {
     /// Connections to open.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     connections: u32,
-    /// Message size in bytes (suffixes K, M allowed; at most 64M).
+    /// Message size in bytes (suffixes K, M, powers of 1024; at most 64M).
     #[arg(long, default_value = "64", value_parser = parse_message_size)]
     size: u64,
-    /// How long to run: 5s, 500ms, 2m, or plain seconds.
+    /// How long to run: 5s, 500ms, 2m, 1h30m, or plain seconds.
     #[arg(long, default_value = "5s", value_parser = units::parse_duration)]
     duration: Duration,
     /// Messages in flight per connection.
@@ -74,24 +75,84 @@ const MAX_SIZE: u64 = 64 << 20;
 /// its expected echo generated, so this bounds the memory a run takes).
 const MAX_IN_FLIGHT: u64 = 4 << 30;
 
-/// A message size: a size (see [`units::parse_size`]) of at most [`MAX_SIZE`].
+/// A message size of at most [`MAX_SIZE`].
 fn parse_message_size(text: &str) -> Result<u64, String> {
-    match units::parse_size(text)? {
-        n if n > MAX_SIZE => Err(format!("'{text}' is larger than the largest message size, 64M")),
-        n => Ok(n),
+    units::parse_size_at_most(text, MAX_SIZE, "message size")
+}
+
+impl Args {
+    /// Checks across flags: the bytes in flight must fit [`MAX_IN_FLIGHT`].
+    pub fn check(&self) -> Result<(), String> {
+        let in_flight =
+            self.size.saturating_mul(u64::from(self.pipeline)).saturating_mul(u64::from(self.connections));
+        if in_flight > MAX_IN_FLIGHT {
+            return Err(format!(
+                "--size {} × --pipeline {} × --connections {} = {} in flight, more than the limit of {}",
+                units::show_size(self.size),
+                self.pipeline,
+                self.connections,
+                units::show_size(in_flight),
+                units::show_size(MAX_IN_FLIGHT)
+            ));
+        }
+        Ok(())
     }
 }
 
-/// Runs the load generator. Prints the report on stdout; returns an error (exit status 1)
-/// if the connections cannot be opened, or after the report if any echo was wrong, any
-/// connection failed, or any message was left unanswered.
+/// Runs the load generator. Prints the report (on stdout with `--json`, else on stderr);
+/// returns an error (exit status 1) if the connections cannot be opened (with `--json`, a
+/// report with an `error` field is printed first), or after the report if any echo was
+/// wrong, any connection failed, or any message was left unanswered.
 pub fn run(args: Args) -> Result<ExitCode, String> {
-    let in_flight = args.size * u64::from(args.pipeline) * u64::from(args.connections);
-    if in_flight > MAX_IN_FLIGHT {
-        return Err(format!(
-            "--size x --pipeline x --connections is {in_flight} bytes in flight; the limit is {MAX_IN_FLIGHT}"
-        ));
+    let mut report = Report {
+        error: None,
+        addr: args.addr.clone(),
+        mode: if args.rate.is_some() { "open-loop" } else { "closed-loop" },
+        target_rate: args.rate,
+        connections: args.connections as usize,
+        connect: Default::default(),
+        size: args.size as usize,
+        pipeline: args.pipeline as usize,
+        seconds: 0.0,
+        messages: 0,
+        msgs_per_sec: 0.0,
+        mib_per_sec: 0.0,
+        latency_us: Default::default(),
+        errors: 0,
+        mismatches: 0,
+        connection_errors: 0,
+        unanswered: 0,
+        unsent: 0,
+        first_error: None,
+        interrupted: false,
+    };
+    if let Err(e) = measure(&args, &mut report) {
+        if args.json {
+            report.error = Some(e.clone());
+            print_report(&report, true)?;
+        }
+        return Err(e);
     }
+    print_report(&report, args.json)?;
+    match &report.first_error {
+        Some(first) if report.errors > 0 => Err(format!("{} errors; first: {first}", report.errors)),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Prints the report: one JSON object on stdout, or text on stderr.
+fn print_report(report: &Report, json: bool) -> Result<(), String> {
+    if json {
+        println!("{}", serde_json::to_string(report).map_err(|e| format!("cannot write JSON: {e}"))?);
+    } else {
+        eprintln!("{}", report.text());
+    }
+    Ok(())
+}
+
+/// Connects, runs the load and fills in `report`. An error means the run could not take
+/// place; `report` then holds what was measured before it (the connect figures).
+fn measure(args: &Args, report: &mut Report) -> Result<(), String> {
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // The first signal ends the run early (with a report); a second one exits at once.
@@ -99,11 +160,13 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
             .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&interrupted)))
             .map_err(|e| format!("cannot install a signal handler: {e}"))?;
     }
-    let streams = connect_all(&args.addr, args.connections as usize)?;
+    limits::raise_nofile(u64::from(args.connections) + limits::RESERVED);
+    let streams = connect_all(&args.addr, args.connections as usize, &mut report.connect)?;
+    let use_port = |e: std::io::Error| format!("cannot use the completion port: {}", limits::explain(&e));
     let port = CompletionPort::<Ctx>::new(args.workers as usize);
     let mut conns = Vec::with_capacity(streams.len());
     for (i, s) in streams.into_iter().enumerate() {
-        let h = port.associate(s, i).map_err(|e| format!("cannot use the completion port: {e}"))?;
+        let h = port.associate(s, i).map_err(use_port)?;
         conns.push(Conn::new(i, h));
     }
     let (size, pipeline) = (args.size as usize, args.pipeline as usize);
@@ -164,37 +227,22 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
 
     let seconds = t_end.saturating_duration_since(t0).as_secs_f64().max(1e-9);
     let messages = hist.len();
-    let report = Report {
-        addr: args.addr,
-        mode: if args.rate.is_some() { "open-loop" } else { "closed-loop" },
-        target_rate: args.rate,
-        connections: args.connections as usize,
-        size,
-        pipeline,
-        seconds,
-        messages,
-        msgs_per_sec: messages as f64 / seconds,
-        mib_per_sec: (messages as f64 * size as f64) / seconds / (1024.0 * 1024.0),
-        latency_us: Latency::from_histogram(&hist),
-        errors: errors.mismatches + errors.connection + unanswered,
-        mismatches: errors.mismatches,
-        connection_errors: errors.connection,
-        unanswered,
-        unsent,
-        first_error: errors.first.or_else(|| {
-            (unanswered > 0).then(|| format!("{unanswered} messages unanswered {GRACE:?} after the run"))
-        }),
-        interrupted: was_interrupted,
-    };
-    if args.json {
-        println!("{}", serde_json::to_string(&report).map_err(|e| format!("cannot write JSON: {e}"))?);
-    } else {
-        println!("{}", report.text());
-    }
-    match report.first_error {
-        Some(first) if report.errors > 0 => Err(format!("{} errors; first: {first}", report.errors)),
-        _ => Ok(ExitCode::SUCCESS),
-    }
+    let r = report;
+    r.seconds = seconds;
+    r.messages = messages;
+    r.msgs_per_sec = messages as f64 / seconds;
+    r.mib_per_sec = (messages as f64 * size as f64) / seconds / (1024.0 * 1024.0);
+    r.latency_us = Latency::from_histogram(&hist);
+    r.errors = errors.mismatches + errors.connection + unanswered;
+    r.mismatches = errors.mismatches;
+    r.connection_errors = errors.connection;
+    r.unanswered = unanswered;
+    r.unsent = unsent;
+    r.first_error = errors.first.or_else(|| {
+        (unanswered > 0).then(|| format!("{unanswered} messages unanswered {GRACE:?} after the run"))
+    });
+    r.interrupted = was_interrupted;
+    Ok(())
 }
 
 /// The end of a run: closing the port cancels every operation still pending (the
@@ -231,24 +279,39 @@ fn shut_down(
     Ok((hist, errors))
 }
 
-/// Opens `n` connections to `addr`, with `TCP_NODELAY`.
-fn connect_all(addr: &str, n: usize) -> Result<Vec<TcpStream>, String> {
+/// Opens `n` connections to `addr`, with `TCP_NODELAY`, recording in `stats` how long
+/// each took and why any failed. Stops at the first failure.
+fn connect_all(addr: &str, n: usize, stats: &mut Connect) -> Result<Vec<TcpStream>, String> {
     let targets: Vec<SocketAddr> =
         addr.to_socket_addrs().map_err(|e| format!("cannot resolve '{addr}': {e}"))?.collect();
+    let mut times = new_histogram()?;
     let mut streams = Vec::with_capacity(n);
-    for _ in 0..n {
+    let result = loop {
+        if streams.len() == n {
+            break Ok(());
+        }
+        stats.attempted += 1;
+        let start = Instant::now();
         let mut last = None;
         let stream = targets
             .iter()
             .find_map(|t| TcpStream::connect_timeout(t, CONNECT_TIMEOUT).map_err(|e| last = Some(e)).ok());
         let Some(stream) = stream else {
-            let why = last.map_or_else(|| "no address".to_string(), |e| e.to_string());
-            return Err(format!("cannot connect to {addr}: {why}"));
+            let why = last.as_ref().map_or_else(|| "no address".to_string(), |e| e.to_string());
+            *stats.failures.entry(why.clone()).or_default() += 1;
+            let why = last.as_ref().map_or(why, limits::explain);
+            break Err(format!("cannot connect to {addr}: {why}"));
         };
-        stream.set_nodelay(true).map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+        let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        times.saturating_record(micros.max(1));
+        stats.connected += 1;
+        if let Err(e) = stream.set_nodelay(true) {
+            break Err(format!("cannot set TCP_NODELAY: {e}"));
+        }
         streams.push(stream);
-    }
-    Ok(streams)
+    };
+    stats.time_us = Latency::from_histogram(&times);
+    result.map(|()| streams)
 }
 
 /// An empty histogram of latencies in microseconds, 3 significant digits.

@@ -2,49 +2,110 @@
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
-/// Latency percentiles in microseconds.
-#[derive(Debug, Serialize)]
+/// Statistics of a set of durations in microseconds. Every field is `None` (JSON `null`)
+/// when nothing was measured: no figure is made up for an empty run.
+#[derive(Debug, Default, Serialize)]
 pub struct Latency {
+    /// Smallest.
+    pub min: Option<u64>,
+    /// Mean.
+    pub mean: Option<f64>,
+    /// Standard deviation.
+    pub stdev: Option<f64>,
     /// Median.
-    pub p50: u64,
+    pub p50: Option<u64>,
     /// 90th percentile.
-    pub p90: u64,
+    pub p90: Option<u64>,
     /// 99th percentile.
-    pub p99: u64,
+    pub p99: Option<u64>,
     /// 99.9th percentile.
-    pub p99_9: u64,
-    /// Largest latency seen.
-    pub max: u64,
+    pub p99_9: Option<u64>,
+    /// 99.99th percentile.
+    pub p99_99: Option<u64>,
+    /// Largest.
+    pub max: Option<u64>,
 }
 
 impl Latency {
-    /// Reads the percentiles off a histogram of microseconds (all zero if it is empty).
+    /// Reads the statistics off a histogram of microseconds (all `None` if it is empty).
     pub fn from_histogram(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
-            return Self { p50: 0, p90: 0, p99: 0, p99_9: 0, max: 0 };
+            return Self::default();
         }
         Self {
-            p50: h.value_at_quantile(0.5),
-            p90: h.value_at_quantile(0.9),
-            p99: h.value_at_quantile(0.99),
-            p99_9: h.value_at_quantile(0.999),
-            max: h.max(),
+            min: Some(h.min()),
+            mean: Some(h.mean()),
+            stdev: Some(h.stdev()),
+            p50: Some(h.value_at_quantile(0.5)),
+            p90: Some(h.value_at_quantile(0.9)),
+            p99: Some(h.value_at_quantile(0.99)),
+            p99_9: Some(h.value_at_quantile(0.999)),
+            p99_99: Some(h.value_at_quantile(0.9999)),
+            max: Some(h.max()),
         }
     }
+
+    /// The figures as text: `min 12  mean 15.3  stdev 2.1  p50 14 ...`, `-` for none.
+    fn text(&self, with_tail: bool) -> String {
+        fn int(v: Option<u64>) -> String {
+            v.map_or_else(|| "-".into(), |v| v.to_string())
+        }
+        fn real(v: Option<f64>) -> String {
+            v.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
+        }
+        let mut s = format!(
+            "min {}  mean {}  stdev {}  p50 {}",
+            int(self.min),
+            real(self.mean),
+            real(self.stdev),
+            int(self.p50)
+        );
+        if with_tail {
+            s += &format!(
+                "  p90 {}  p99 {}  p99.9 {}  p99.99 {}",
+                int(self.p90),
+                int(self.p99),
+                int(self.p99_9),
+                int(self.p99_99)
+            );
+        } else {
+            s += &format!("  p99 {}", int(self.p99));
+        }
+        s + &format!("  max {}", int(self.max))
+    }
+}
+
+/// How the connections were opened.
+#[derive(Debug, Default, Serialize)]
+pub struct Connect {
+    /// Connection attempts made (they stop at the first failure).
+    pub attempted: u64,
+    /// Connections opened.
+    pub connected: u64,
+    /// Failed attempts by cause (the OS error's text).
+    pub failures: BTreeMap<String, u64>,
+    /// Time each successful connect took.
+    pub time_us: Latency,
 }
 
 /// Everything `cport load` reports.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// Why the run could not take place (no connection, no port), if it could not; the
+    /// other figures are then those reached before the failure.
+    pub error: Option<String>,
     /// Server address.
     pub addr: String,
     /// `"closed-loop"` or `"open-loop"`.
     pub mode: &'static str,
     /// Open loop: the target rate in messages per second.
     pub target_rate: Option<f64>,
-    /// Connections opened.
+    /// Connections asked for.
     pub connections: usize,
+    /// How connecting went.
+    pub connect: Connect,
     /// Message size in bytes.
     pub size: usize,
     /// Most messages in flight per connection.
@@ -89,24 +150,23 @@ impl Report {
         };
         let mut s = format!(
             "target        {} ({mode}, {} B messages, pipeline {})\n\
-             connections   {}\n\
+             connections   {} of {}\n\
+             connect (us)  {}\n\
              messages      {} in {:.3} s\n\
              rate          {:.0} msgs/s, {:.2} MiB/s\n\
-             latency (us)  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n\
+             latency (us)  {}\n\
              errors        {}",
             self.addr,
             self.size,
             self.pipeline,
+            self.connect.connected,
             self.connections,
+            self.connect.time_us.text(false),
             self.messages,
             self.seconds,
             self.msgs_per_sec,
             self.mib_per_sec,
-            l.p50,
-            l.p90,
-            l.p99,
-            l.p99_9,
-            l.max,
+            l.text(true),
             self.errors,
         );
         if self.errors > 0 {

@@ -11,10 +11,16 @@ use std::time::{Duration, Instant};
 /// The longest any one `cport` run may take before the test fails (instead of hanging).
 pub const LIMIT: Duration = Duration::from_secs(60);
 
-/// A command for the `cport` binary cargo built for these tests, with logging left at its
-/// default so stderr holds only what the command itself prints.
+/// The `cport` binary under test: the one cargo built for these tests, or the one named by
+/// `CPORT_TEST_BIN` (to check that a new test fails against an older build).
+pub fn bin() -> std::path::PathBuf {
+    std::env::var_os("CPORT_TEST_BIN").map_or_else(|| env!("CARGO_BIN_EXE_cport").into(), Into::into)
+}
+
+/// A command for the `cport` binary under test ([`bin`]), with logging left at its default
+/// so stderr holds only what the command itself prints.
 pub fn cport(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cport"));
+    let mut cmd = Command::new(bin());
     cmd.args(args).env_remove("CPORT_LOG").stdin(Stdio::null());
     cmd
 }

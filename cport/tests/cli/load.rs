@@ -132,3 +132,106 @@ fn load_against_socat_echo_has_no_errors() {
     assert!(u(&r, "messages") > 0, "{r}");
     assert_eq!(u(&r, "errors"), 0, "{r}");
 }
+
+// Issue 12: with --json, a failed connection still yields one JSON report on stdout, with
+// an `error` field, the connect failure's cause, and no latency figures; exit status 1.
+#[test]
+fn load_json_report_when_the_connection_fails() {
+    let addr = closed_port().to_string();
+    let (code, r, stderr) = load_json(&addr, &["--duration", "1s", "--connections", "3"]);
+    assert_eq!(code, Some(1), "stderr: {stderr}");
+    let why = "Connection refused (os error 111)";
+    assert_eq!(r["error"], format!("cannot connect to {addr}: {why}"), "{r}");
+    assert_eq!(stderr.trim_end(), format!("cport: cannot connect to {addr}: {why}"));
+    assert_eq!(u(&r, "messages"), 0, "{r}");
+    assert_eq!(u(&r["connect"], "attempted"), 1, "it stops at the first failure: {r}");
+    assert_eq!(u(&r["connect"], "connected"), 0, "{r}");
+    assert_eq!(r["connect"]["failures"][why], 1, "{r}");
+    assert!(r["latency_us"]["p50"].is_null(), "{r}");
+}
+
+/// A server that accepts connections and never reads or writes, until dropped.
+struct Silent {
+    addr: String,
+    _listener: TcpListener,
+}
+
+impl Silent {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        Self { addr: listener.local_addr().expect("address").to_string(), _listener: listener }
+    }
+}
+
+// Issue 12: a run in which no message comes back reports its percentiles as null, not 0,
+// and says why it failed.
+#[test]
+fn load_empty_run_reports_null_percentiles() {
+    let server = Silent::start();
+    let (code, r, stderr) = load_json(&server.addr, &["--duration", "200ms", "--connections", "2"]);
+    assert_eq!(code, Some(1), "stderr: {stderr}");
+    assert_eq!(u(&r, "messages"), 0, "{r}");
+    assert_eq!(u(&r, "unanswered"), 2, "{r}");
+    for field in ["min", "mean", "stdev", "p50", "p90", "p99", "p99_9", "p99_99", "max"] {
+        assert!(r["latency_us"][field].is_null(), "{field} in {r}");
+    }
+    assert!(r["error"].is_null(), "the run itself ran: {r}");
+    assert!(stderr.contains("2 messages unanswered"), "{stderr}");
+}
+
+// Issue 12: the report has connect times, min/mean/stdev and p99.99, in order; the text
+// report (without --json) goes to stderr and stdout stays empty.
+#[test]
+fn load_reports_connect_times_and_full_latency_statistics() {
+    let server = EchoServer::start();
+    let (code, r, stderr) = load_json(&server.addr(), &["--duration", "500ms", "--connections", "4"]);
+    assert_eq!(code, Some(0), "stderr: {stderr}\nreport: {r}");
+    let c = &r["connect"];
+    assert_eq!((u(c, "attempted"), u(c, "connected")), (4, 4), "{r}");
+    assert_eq!(c["failures"], serde_json::json!({}), "{r}");
+    let t = &c["time_us"];
+    assert!(u(t, "min") <= u(t, "max") && u(t, "p50") <= u(t, "max"), "{t}");
+    assert!(t["mean"].as_f64().is_some(), "{t}");
+    let l = &r["latency_us"];
+    let order = ["min", "p50", "p90", "p99", "p99_9", "p99_99", "max"].map(|f| u(l, f));
+    assert!(order.windows(2).all(|w| w[0] <= w[1]), "{l}");
+    let (mean, stdev) = (l["mean"].as_f64().unwrap(), l["stdev"].as_f64().unwrap());
+    assert!(mean >= order[0] as f64 && mean <= order[6] as f64 && stdev >= 0.0, "{l}");
+
+    let out = run_cport(&["load", "--addr", &server.addr(), "--duration", "300ms", "--connections", "2"]);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout, "", "the text report is on stderr");
+    for line in ["connect (us)  min ", "latency (us)  min ", " p99.99 "] {
+        assert!(stderr.contains(line), "'{line}' not in:\n{stderr}");
+    }
+}
+
+// Issue 12: durations are humantime durations ("1h30m"); the run then fails only because
+// nothing listens (exit 1, not a usage error).
+#[test]
+fn load_takes_compound_durations() {
+    let addr = closed_port().to_string();
+    let out = run_cport(&["load", "--addr", &addr, "--duration", "1h30m"]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("cport: cannot connect"), "{stderr}");
+}
+
+// Issue 12: running out of descriptors says what to do about it.
+#[test]
+fn load_too_many_open_files_hints_at_ulimit() {
+    let server = EchoServer::start();
+    let mut cmd = Command::new("bash");
+    cmd.args(["-c", "ulimit -n 32 && exec \"$0\" \"$@\""])
+        .arg(crate::common::bin())
+        .args(["load", "--addr", &server.addr(), "--connections", "100", "--duration", "200ms"])
+        .env_remove("CPORT_LOG")
+        .stdin(Stdio::null());
+    let out = run(&mut cmd);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(stderr.contains("Too many open files (os error 24)"), "{stderr}");
+    assert!(stderr.contains("ulimit -n"), "{stderr}");
+}

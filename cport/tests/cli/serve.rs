@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -10,13 +11,26 @@ use std::time::{Duration, Instant};
 struct Server {
     child: Option<Child>,
     addr: SocketAddr,
+    /// Everything the server wrote to stderr after its first line, so far.
+    stderr: Arc<Mutex<String>>,
 }
 
 impl Server {
     /// Starts the server on a free port and waits until it listens.
     fn start(extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cport"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--workers", "2"])
+        Self::start_in_shell("", extra)
+    }
+
+    /// Starts the server through `bash -c '<setup> exec cport serve ...'` (for `ulimit`), on
+    /// a free port, and waits until it listens.
+    fn start_in_shell(setup: &str, extra: &[&str]) -> Server {
+        let script = format!("{setup} exec \"$0\" \"$@\"");
+        let mut child = Command::new("bash")
+            .args(["-c", &script])
+            .arg(crate::common::bin())
+            .arg("serve")
+            .args(if extra.contains(&"--addr") { &[][..] } else { &["--addr", "127.0.0.1:0"][..] })
+            .args(["--workers", "2"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -27,11 +41,19 @@ impl Server {
         err.read_line(&mut line).unwrap();
         let addr = line
             .split_whitespace()
-            .find_map(|w| w.parse::<SocketAddr>().ok())
+            .find_map(|w| w.trim_end_matches(',').parse::<SocketAddr>().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
         // Keep draining stderr so the server never blocks on it.
-        thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-        Server { child: Some(child), addr }
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&stderr);
+        thread::spawn(move || {
+            let mut line = String::new();
+            while err.read_line(&mut line).is_ok_and(|n| n > 0) {
+                sink.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        Server { child: Some(child), addr, stderr }
     }
 
     fn pid(&self) -> u32 {
@@ -51,15 +73,40 @@ impl Server {
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
-    /// Sends SIGTERM; returns (exit code, stdout, time to exit).
-    fn terminate(mut self) -> (Option<i32>, String, Duration) {
+    /// What the server has written to stderr after its first line, so far.
+    fn stderr_so_far(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM; returns the exit code, stdout, stderr after the first line, and the
+    /// time it took to exit.
+    fn terminate(mut self) -> Stopped {
         let child = self.child.take().unwrap();
         let start = Instant::now();
         let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert!(ok.success());
         let out = child.wait_with_output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), start.elapsed())
+        let took = start.elapsed();
+        // The reader thread sees end of file once the process is gone.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&self.stderr) > 1 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        Stopped {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: self.stderr_so_far(),
+            took,
+        }
     }
+}
+
+/// How a server ended.
+struct Stopped {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    took: Duration,
 }
 
 impl Drop for Server {
@@ -91,9 +138,9 @@ fn serve_echoes_pipelined_data_and_honours_half_close() {
     let mut back = Vec::new();
     s.read_to_end(&mut back).unwrap(); // the server closes after echoing everything
     assert_eq!(back, msgs);
-    let (code, out, _) = server.terminate();
-    assert_eq!(code, Some(0));
-    assert!(out.contains("1 connections"), "{out}");
+    let end = server.terminate();
+    assert_eq!(end.code, Some(0));
+    assert!(end.stderr.contains("1 connections"), "{}", end.stderr);
 }
 
 /// Large writes that the server can only send back in pieces (partial sends), read
@@ -195,8 +242,8 @@ fn serve_survives_storms_with_bounded_memory() {
     eprintln!("server RSS: before {before} KiB, with 10 non-reading clients {during} KiB, after {after} KiB");
     assert!(during < before + 64 * 1024, "non-reading clients grew the server by {} KiB", during - before);
     assert!(after < before + 16 * 1024, "memory did not come back: {before} -> {after} KiB");
-    let (code, out, _) = server.terminate();
-    assert_eq!(code, Some(0), "{out}");
+    let end = server.terminate();
+    assert_eq!(end.code, Some(0), "{}", end.stderr);
 }
 
 /// SIGTERM shuts down gracefully with connections open: exit 0 within a second, with the
@@ -208,10 +255,17 @@ fn serve_sigterm_exits_zero_with_summary() {
     for s in &mut open {
         echo_round_trip(s, b"ping");
     }
-    let (code, out, took) = server.terminate();
-    assert_eq!(code, Some(0));
-    assert!(took < Duration::from_secs(1), "took {took:?}");
-    assert!(out.starts_with("cport serve: 10 connections, 10 messages, 40 bytes echoed"), "{out}");
+    let end = server.terminate();
+    assert_eq!(end.code, Some(0));
+    assert!(end.took < Duration::from_secs(1), "took {:?}", end.took);
+    // The summary is a report: on stderr, with nothing on stdout.
+    assert_eq!(end.stdout, "");
+    let summary = end.stderr.lines().last().unwrap_or_default();
+    assert!(
+        summary.starts_with("cport serve: 10 connections, 10 messages, 40 bytes echoed"),
+        "{}",
+        end.stderr
+    );
     // Our side sees the server's close.
     let mut buf = [0u8; 1];
     assert!(matches!(open[0].read(&mut buf), Ok(0) | Err(_)));
@@ -222,7 +276,7 @@ fn serve_sigterm_exits_zero_with_summary() {
 fn serve_on_a_port_in_use_fails_clearly() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_cport")).args(["serve", "--addr", &addr]).output().unwrap();
+    let out = Command::new(crate::common::bin()).args(["serve", "--addr", &addr]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -233,11 +287,10 @@ fn serve_on_a_port_in_use_fails_clearly() {
 /// A bad flag exits with status 2 and a usage message.
 #[test]
 fn serve_bad_flag_is_a_usage_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_cport")).args(["serve", "--no-such-flag"]).output().unwrap();
+    let out = Command::new(crate::common::bin()).args(["serve", "--no-such-flag"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Usage"));
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_cport")).args(["serve", "--buffer-size", "0"]).output().unwrap();
+    let out = Command::new(crate::common::bin()).args(["serve", "--buffer-size", "0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -270,7 +323,7 @@ fn serve_and_load_every_byte_checked() {
         ["--connections", "20", "--size", "64", "--pipeline", "4"],
         ["--connections", "8", "--size", "4K", "--pipeline", "1"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_cport"))
+        let out = Command::new(crate::common::bin())
             .args(["load", "--addr", &addr, "--duration", "1s", "--json"])
             .args(args)
             .output()
@@ -281,9 +334,9 @@ fn serve_and_load_every_byte_checked() {
         assert_eq!(report["mismatches"], 0, "{report}");
         assert!(report["messages"].as_u64().unwrap() > 100, "{report}");
     }
-    let (code, out, _) = server.terminate();
-    assert_eq!(code, Some(0));
-    assert!(out.contains("0 errors"), "{out}");
+    let end = server.terminate();
+    assert_eq!(end.code, Some(0));
+    assert!(end.stderr.contains("0 errors"), "{}", end.stderr);
 }
 
 /// SIGTERM while `cport load` is hammering the server: exit 0 within a second, with the
@@ -291,17 +344,17 @@ fn serve_and_load_every_byte_checked() {
 #[test]
 fn serve_sigterm_during_load() {
     let server = Server::start(&[]);
-    let mut load = Command::new(env!("CARGO_BIN_EXE_cport"))
+    let mut load = Command::new(crate::common::bin())
         .args(["load", "--addr", &server.addr.to_string(), "--duration", "20s", "--connections", "20"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     thread::sleep(Duration::from_millis(700));
-    let (code, out, took) = server.terminate();
-    assert_eq!(code, Some(0), "{out}");
-    assert!(took < Duration::from_secs(1), "took {took:?}");
-    assert!(out.starts_with("cport serve: 20 connections"), "{out}");
+    let end = server.terminate();
+    assert_eq!(end.code, Some(0), "{}", end.stderr);
+    assert!(end.took < Duration::from_secs(1), "took {:?}", end.took);
+    assert!(end.stderr.contains("cport serve: 20 connections"), "{}", end.stderr);
     // The load generator notices (its connections are closed) and ends well before 20 s.
     let start = Instant::now();
     loop {
@@ -314,4 +367,152 @@ fn serve_sigterm_during_load() {
         }
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Reads one echoed byte from each of `clients` (each sent one byte) for up to `within`,
+/// or until `enough` were served; returns the indices of those served.
+fn served(clients: &mut [TcpStream], within: Duration, enough: usize) -> Vec<usize> {
+    let mut done = vec![false; clients.len()];
+    let start = Instant::now();
+    while start.elapsed() < within && done.iter().filter(|d| **d).count() < enough {
+        for (c, d) in clients.iter_mut().zip(&mut done) {
+            if !*d {
+                c.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                let mut b = [0u8; 1];
+                *d = c.read(&mut b).is_ok_and(|n| n == 1);
+            }
+        }
+    }
+    (0..clients.len()).filter(|&i| done[i]).collect()
+}
+
+/// Issue 13: at the descriptor limit accept fails with EMFILE. The server used to re-arm it
+/// at once and log every failure (a million lines, a full core); now it parks its accepts,
+/// warns once per episode, and serves the waiting clients once descriptors are free again.
+#[test]
+fn serve_backs_off_at_the_descriptor_limit() {
+    // Soft and hard limit 64: the server cannot raise it.
+    let server = Server::start_in_shell("ulimit -n 64 &&", &["--accepts", "4"]);
+    let mut clients: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let mut s = server.connect();
+            s.write_all(b"x").unwrap();
+            s
+        })
+        .collect();
+    // Some are served (up to the limit), the rest wait; give a spinning server time to spin.
+    let first = served(&mut clients, Duration::from_secs(2), 100).len();
+    assert!(first > 0 && first < 100, "{first} of 100 served under a limit of 64 descriptors");
+    thread::sleep(Duration::from_millis(500));
+    let log = server.stderr_so_far();
+    let warnings = log.lines().filter(|l| l.contains("Too many open files")).count();
+    assert_eq!(
+        warnings,
+        1,
+        "one warning per episode, got {warnings} lines; first lines:\n{}",
+        &log[..log.len().min(2000)]
+    );
+    assert!(log.contains("ulimit -n"), "the warning says what to do: {log}");
+    // Free the descriptors: the clients still waiting are served.
+    clients.drain(..first.min(clients.len()));
+    let mut fresh = server.connect();
+    echo_round_trip(&mut fresh, b"after the episode");
+    let end = server.terminate();
+    assert_eq!(end.code, Some(0), "{}", end.stderr);
+}
+
+/// Issue 13: at start the server raises its soft descriptor limit to the hard limit when
+/// `--max-connections` needs more descriptors than the soft limit allows.
+#[test]
+fn serve_raises_the_soft_descriptor_limit() {
+    let server = Server::start_in_shell("ulimit -Sn 256 &&", &["--max-connections", "10000"]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (soft, hard) = (fields[3], fields[4]);
+    if hard == "256" {
+        return crate::common::skip("serve_raises_the_soft_descriptor_limit", "the hard limit is 256 here");
+    }
+    assert_eq!(soft, hard, "{line}");
+}
+
+/// Issue 13: `--max-connections 3` with 16 accepts in flight let up to 18 clients in; now
+/// exactly 3 are served, and a fourth once one of them leaves.
+#[test]
+fn serve_max_connections_is_never_exceeded() {
+    let server = Server::start(&["--max-connections", "3", "--accepts", "16"]);
+    let mut clients: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let mut s = server.connect();
+            s.write_all(b"x").unwrap();
+            s
+        })
+        .collect();
+    let first = served(&mut clients, Duration::from_secs(2), 10);
+    assert_eq!(first.len(), 3, "served beyond --max-connections 3: {first:?}");
+    // One leaves: one waiting client gets its slot, and only one.
+    let mut waiting: Vec<TcpStream> = Vec::new();
+    let mut kept = Vec::new();
+    for (i, c) in clients.into_iter().enumerate() {
+        match (first.contains(&i), i == first[0]) {
+            (false, _) => waiting.push(c),
+            (true, false) => kept.push(c),
+            (true, true) => drop(c),
+        }
+    }
+    let next = served(&mut waiting, Duration::from_secs(10), 1);
+    assert_eq!(next.len(), 1, "a freed slot serves a waiting client");
+    // (The one just served has nothing more to read.)
+    let more = served(&mut waiting, Duration::from_millis(300), 1);
+    assert!(more.is_empty(), "one freed slot served more than one client");
+}
+
+/// Issue 13: `--idle-timeout` closes a connection that sends nothing for that long, so idle
+/// clients cannot hold every slot; the summary counts it.
+#[test]
+fn serve_closes_idle_connections() {
+    let server = Server::start(&["--idle-timeout", "300ms", "--max-connections", "1"]);
+    let mut idle = server.connect();
+    echo_round_trip(&mut idle, b"then nothing");
+    let mut b = [0u8; 1];
+    assert_eq!(idle.read(&mut b).unwrap(), 0, "the idle connection is closed by the server");
+    // Its slot is free again.
+    let mut next = server.connect();
+    echo_round_trip(&mut next, b"next");
+    let end = server.terminate();
+    assert_eq!(end.code, Some(0), "{}", end.stderr);
+    assert!(end.stderr.contains("1 closed idle"), "{}", end.stderr);
+}
+
+/// Issue 12: `--addr` takes a host name (as `load` does) and `--buffer-size` takes a
+/// suffix (as every other size flag does).
+#[test]
+fn serve_takes_a_host_name_and_a_size_suffix() {
+    let server = Server::start(&["--addr", "localhost:0", "--buffer-size", "4K"]);
+    assert!(server.addr.ip().is_loopback(), "{}", server.addr);
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // 10 KiB echoed through a 4 KiB buffer.
+    let data: Vec<u8> = (0..10_240u32).map(|i| (i % 251) as u8).collect();
+    echo_round_trip(&mut s, &data);
+    let end = server.terminate();
+    assert_eq!(end.code, Some(0), "{}", end.stderr);
+}
+
+/// Issue 12: reports go to stderr unless `--json`, which writes one JSON object on stdout.
+#[test]
+fn serve_json_summary_goes_to_stdout() {
+    let server = Server::start(&["--json"]);
+    let mut s = server.connect();
+    echo_round_trip(&mut s, b"12345");
+    drop(s);
+    let end = server.terminate();
+    assert_eq!(end.code, Some(0), "{}", end.stderr);
+    let summary: serde_json::Value = serde_json::from_str(end.stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {}", end.stdout));
+    assert_eq!(summary["connections"], 1, "{summary}");
+    assert_eq!(summary["messages"], 1, "{summary}");
+    assert_eq!(summary["bytes"], 5, "{summary}");
+    assert_eq!(summary["errors"], 0, "{summary}");
+    assert!(!end.stderr.contains("connections"), "no text summary besides: {}", end.stderr);
 }

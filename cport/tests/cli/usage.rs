@@ -37,7 +37,18 @@ fn bad_values_exit_2_naming_the_flag() {
     usage_error(&["load", "--connections", "0"], "--connections");
     usage_error(&["load", "--rate=-5"], "not a positive rate");
     usage_error(&["load", "--rate", "0"], "not a positive rate");
-    usage_error(&["copy", "a", "b", "--block-size", "1T"], "not a size");
+    usage_error(&["copy", "a", "b", "--block-size", "1X"], "not a size");
+    usage_error(&["copy", "a", "b", "--block-size", "1T"], "largest block size, 1 GiB");
     usage_error(&["copy", "a", "b", "--block-size", "2G"], "largest block size");
     usage_error(&["copy", "a", "b", "--depth", "0"], "--depth");
+}
+
+// Issue 12: serve's zero values are usage errors (exit 2) naming the flag: no worker
+// threads, and no connections at all (0 used to become 1 silently).
+#[test]
+fn serve_zero_workers_or_connections_is_a_usage_error() {
+    usage_error(&["serve", "--workers", "0"], "--workers");
+    usage_error(&["serve", "--max-connections", "0"], "--max-connections");
+    usage_error(&["serve", "--buffer-size", "4X"], "--buffer-size");
+    usage_error(&["serve", "--idle-timeout", "soon"], "--idle-timeout");
 }
