@@ -5,12 +5,15 @@
 //! context and needs no lock:
 //!
 //! ```text
-//! accept ──► recv ──Ok(n)──► send (rest, if partial) ──all sent──► recv ...
-//!              └─Ok(0) (peer's FIN) / error ──► close
+//! accept ──► readable ──► recv ──Ok(n)──► send (rest, if partial) ──all sent──► recv ...
+//!  (zero-byte receive)      └─Ok(0) (peer's FIN) / error ──► close
 //! ```
 //!
-//! Because the next receive is issued only once the echo is fully sent, a client that
-//! never reads stops its own connection: memory per connection is one buffer. A graceful
+//! A connection's first receive is a zero-byte one (N6): a client that connects and stays
+//! silent holds no buffer, only a few hundred bytes of state. With `--zero-byte-receive`
+//! every message is awaited that way. Because the next receive is issued only once the
+//! echo is fully sent, a client that never reads stops its own connection: memory per
+//! connection is at most one buffer. A graceful
 //! close is honoured after everything received has been echoed. SIGINT/SIGTERM stop the
 //! server: stop accepting, cancel, drain, print a summary, exit 0.
 
@@ -45,6 +48,20 @@ pub struct Args {
     /// Receive buffer per connection (suffixes K, M, powers of 1024; at most 64M).
     #[arg(long, default_value = "16K", value_parser = parse_buffer_size)]
     buffer_size: u64,
+    /// Length of the listen backlog: connections the kernel completes before they are
+    /// accepted (the kernel caps it at net.core.somaxconn).
+    #[arg(long, default_value_t = libc::SOMAXCONN as u32, value_parser = clap::value_parser!(u32).range(1..=(i32::MAX as i64)))]
+    backlog: u32,
+    /// Set SO_REUSEPORT on the listener, so that other processes can listen on the same
+    /// address and the kernel spreads connections between them.
+    #[arg(long)]
+    reuse_port: bool,
+    /// Wait for every message with a zero-byte receive, and take the data only once it is
+    /// there: a connection holds no buffer between messages, at the cost of one more
+    /// packet per message. Without it, only a connection's first receive is zero-byte (an
+    /// idle client that never sends holds no buffer either way).
+    #[arg(long)]
+    zero_byte_receive: bool,
     /// Accepts kept in flight on the listener.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=4096))]
     accepts: u16,
@@ -78,6 +95,8 @@ const LISTENER: usize = 0;
 /// The per-operation context: the safe `OVERLAPPED_PLUS`.
 enum Op {
     Accept,
+    /// A zero-byte receive: the connection is readable (data, end of stream or an error).
+    Readable(Arc<Conn>),
     Recv(Arc<Conn>),
     Send(Arc<Conn>),
 }
@@ -116,6 +135,7 @@ struct Server {
     max_connections: usize,
     buffer_size: usize,
     eager: bool,
+    zero_byte_receive: bool,
     idle_timeout: Option<Duration>,
     started: Instant,
     /// Connection slots and the accepts that wait for one.
@@ -140,7 +160,12 @@ struct Slots {
     /// An accept failed for lack of descriptors (or memory) and none has succeeded
     /// since: accepts stay parked until a connection closes or a [`TICK`] retries one.
     starved: bool,
+    /// When the last "descriptors ran out" warning was logged.
+    warned: Option<Instant>,
 }
+
+/// At most one "descriptors ran out" warning this often.
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
 impl Slots {
     /// Takes a slot for an accept, if one is free and descriptors have not run out; else
@@ -197,12 +222,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Binds the first address `addr` resolves to that can be bound.
-fn listen(addr: &str) -> Result<TcpListener, String> {
+/// Listens on the first address `addr` resolves to that can be bound, with `backlog`
+/// (and `SO_REUSEPORT` when asked).
+fn listen(addr: &str, backlog: u32, reuse_port: bool) -> Result<TcpListener, String> {
     let targets = addr.to_socket_addrs().map_err(|e| format!("cannot resolve '{addr}': {e}"))?;
     let mut last = None;
+    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
     for t in targets {
-        match TcpListener::bind(t) {
+        let bound = (|| {
+            let s = socket2::Socket::new(socket2::Domain::for_address(t), socket2::Type::STREAM, None)?;
+            s.set_reuse_address(true)?;
+            if reuse_port {
+                s.set_reuse_port(true)?;
+            }
+            s.bind(&t.into())?;
+            s.listen(backlog)?;
+            Ok::<_, std::io::Error>(TcpListener::from(s))
+        })();
+        match bound {
             Ok(l) => return Ok(l),
             Err(e) => last = Some(e),
         }
@@ -218,7 +255,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
     let max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     let needed = args.max_connections + u64::from(args.accepts) + limits::RESERVED;
     let nofile = limits::raise_nofile(needed);
-    let listener = listen(&args.addr)?;
+    let listener = listen(&args.addr, args.backlog, args.reuse_port)?;
     let local = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
     let signals =
         signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
@@ -234,6 +271,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         max_connections,
         buffer_size: args.buffer_size as usize,
         eager: args.eager,
+        zero_byte_receive: args.zero_byte_receive,
         idle_timeout: args.idle_timeout,
         started: Instant::now(),
         slots: Mutex::new(Slots::default()),
@@ -413,6 +451,7 @@ impl Server {
     fn handle(self: &Arc<Self>, mut p: Completion<Op>) {
         match std::mem::replace(&mut p.context, Op::Accept) {
             Op::Accept => self.accepted(p),
+            Op::Readable(conn) => self.readable(conn, p),
             Op::Recv(conn) => self.received(conn, p),
             Op::Send(conn) => self.sent(conn, p),
         }
@@ -444,10 +483,14 @@ impl Server {
             match &p.result {
                 Err(e) if short_of_resources(e) => {
                     // Retrying at once would fail again at once: park the accepts until a
-                    // connection closes or a tick retries. One warning per episode.
-                    if !slots.starved {
-                        slots.starved = true;
-                        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    // connection closes or a tick retries. One warning per episode, at most
+                    // one per WARN_EVERY: an accept that completed just before the shortage
+                    // can end the starved state between two failures of one episode.
+                    let quiet = slots.warned.is_some_and(|t| t.elapsed() < WARN_EVERY);
+                    slots.starved = true;
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    if !quiet {
+                        slots.warned = Some(Instant::now());
                         tracing::warn!(
                             "accept failed: {}; accepts paused until a connection closes ({} open)",
                             limits::explain(e),
@@ -493,7 +536,46 @@ impl Server {
         if self.idle_timeout.is_some() {
             lock(&self.conns).insert(id, Arc::downgrade(&conn));
         }
-        self.recv(conn, Vec::with_capacity(self.buffer_size));
+        // A new client may stay silent: it holds no buffer until it sends (N6).
+        self.wait_readable(conn);
+    }
+
+    /// Starts a zero-byte receive: completes when the connection is readable.
+    fn wait_readable(&self, conn: Arc<Conn>) {
+        if conn.closing.load(Ordering::Acquire) {
+            return; // closed for idleness: dropping `conn` closes it
+        }
+        let c2 = Arc::clone(&conn);
+        if let Err(e) = conn.handle.recv(Vec::new(), Op::Readable(c2)) {
+            tracing::debug!(error = %e.error, "zero-byte receive refused");
+        }
+    }
+
+    /// The connection is readable: take what is there at once (data, end of stream, an
+    /// error), with a buffer allocated only now.
+    fn readable(&self, conn: Arc<Conn>, p: Completion<Op>) {
+        if let Err(e) = p.result() {
+            return self.failed(e, p.is_cancelled() || conn.closing.load(Ordering::Acquire));
+        }
+        if conn.closing.load(Ordering::Acquire) {
+            return;
+        }
+        let c2 = Arc::clone(&conn);
+        match conn.handle.recv_eager(Vec::with_capacity(self.buffer_size), Op::Recv(c2)) {
+            Ok(Started::Done(done)) => self.received(conn, done),
+            Ok(Started::Pending(_)) => {} // the data went away meanwhile: a plain receive waits
+            Err(e) => tracing::debug!(error = %e.error, "receive refused"),
+        }
+    }
+
+    /// Waits for the next message: with a buffer, or with a zero-byte receive.
+    fn next_message(&self, conn: Arc<Conn>, buf: Vec<u8>) {
+        if self.zero_byte_receive {
+            drop(buf);
+            self.wait_readable(conn);
+        } else {
+            self.recv(conn, buf);
+        }
     }
 
     fn recv(&self, conn: Arc<Conn>, mut buf: Vec<u8>) {
@@ -559,7 +641,7 @@ impl Server {
             }
             Ok(_) => {
                 conn.touch();
-                self.recv(conn, buf);
+                self.next_message(conn, buf);
             }
             Err(e) => self.failed(&e, cancelled),
         }

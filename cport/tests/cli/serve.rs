@@ -516,3 +516,42 @@ fn serve_json_summary_goes_to_stdout() {
     assert_eq!(summary["errors"], 0, "{summary}");
     assert!(!end.stderr.contains("connections"), "no text summary besides: {}", end.stderr);
 }
+
+/// --zero-byte-receive: every message is awaited with a zero-byte receive; echo, pipelined
+/// data and half-close behave exactly as without it.
+#[test]
+fn serve_zero_byte_receive_mode_echoes_everything() {
+    let server = Server::start(&["--zero-byte-receive", "--buffer-size", "4K"]);
+    let mut s = server.connect();
+    for i in 0..100u32 {
+        echo_round_trip(&mut s, format!("ping {i}").as_bytes());
+    }
+    let msgs: Vec<u8> = (0..2000u32).flat_map(|i| format!("m{i:05};").into_bytes()).collect();
+    s.write_all(&msgs).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    s.read_to_end(&mut back).unwrap();
+    assert_eq!(back, msgs);
+    let end = server.terminate();
+    assert_eq!(end.code, Some(0));
+}
+
+/// --backlog and --reuse-port: the listener takes both; with SO_REUSEPORT a second server
+/// can listen on the same address, and a plain one (without it) is refused.
+#[test]
+fn serve_backlog_and_reuse_port() {
+    let a = Server::start(&["--backlog", "2048", "--reuse-port"]);
+    let addr = a.addr.to_string();
+    let b = Server::start(&["--addr", &addr, "--reuse-port"]);
+    assert_eq!(b.addr, a.addr);
+    let mut s = b.connect();
+    echo_round_trip(&mut s, b"shared address");
+    drop(s);
+    let out = Command::new(crate::common::bin()).args(["serve", "--addr", &addr]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "without --reuse-port the address is in use");
+    for server in [a, b] {
+        assert_eq!(server.terminate().code, Some(0));
+    }
+    let out = Command::new(crate::common::bin()).args(["serve", "--backlog", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a zero backlog is a usage error");
+}
