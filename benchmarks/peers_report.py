@@ -23,7 +23,18 @@ NAMES = {"cport": "cport serve", "tokio": "tokio", "monoio": "monoio", "compio":
 
 
 def load(path):
-    return [json.loads(line) for line in open(path) if line.strip()]
+    runs = [json.loads(line) for line in open(path) if line.strip()]
+    for r in runs:
+        # Share of the counted CPUs' time that the server and the client used in the window
+        # (the rest went to other processes, or was idle). Files written before the client
+        # reported busy_cpus: the CPU count of the machine running this script.
+        cpus = r.get("busy_cpus") or os.cpu_count()
+        secs = num(r.get("seconds"))
+        for who in ("server", "client"):
+            cpu = num(r.get(f"{who}_cpu_s"))
+            if cpu is not None and secs:
+                r[f"{who}_share"] = cpu / (cpus * secs)
+    return runs
 
 
 def num(v):
@@ -48,8 +59,16 @@ def cells_of(runs):
 
 def summary(rows):
     return dict(rate=med(rows, "msgs_per_sec"), us=med(rows, "server_us_per_msg"), busy=med(rows, "busy"),
+                sshare=med(rows, "server_share"), cshare=med(rows, "client_share"),
                 cus=med(rows, "client_us_per_msg"), errors=sum(int(r.get("errors") or 0) for r in rows),
                 rates=sorted(num(r.get("msgs_per_sec")) or 0 for r in rows))
+
+
+def share(v):
+    """'server + client' shares of the CPUs, or n/a when the runs did not record them."""
+    if v["sshare"] != v["sshare"] or v["cshare"] != v["cshare"]:
+        return "n/a"
+    return f"{v['sshare']:.2f} + {v['cshare']:.2f}"
 
 
 def cell_label(cell):
@@ -88,6 +107,7 @@ def report(runs):
         row("server CPU µs/msg", lambda v: f"{v['us']:.2f}", lambda v: v["us"] == low)
         row("CPU / lowest peer", lambda v: f"{v['us'] / low:.2f}", lambda v: v["us"] == low)
         row("CPUs busy", lambda v: f"{v['busy']:.2f}", lambda v: False)
+        row("share of CPUs: server + client", share, lambda v: False)
     out.append("")
     out.append("Medians over the runs; **bold**: the best peer's rate, the lowest peer CPU per message.")
     errs = {(c, s): v["errors"] for c, per in stats.items() for s, v in per.items() if v["errors"]}
@@ -123,14 +143,14 @@ def report(runs):
         out.append("")
         out.append("`cport load` against the mio server (64 B x 50), next to the blocking client, alternated:")
         out.append("")
-        out.append("| client | msgs/s | client CPU µs/msg | server CPU µs/msg | CPUs busy | errors | runs (msgs/s) |")
-        out.append("|---|---|---|---|---|---|---|")
+        out.append("| client | msgs/s | client CPU µs/msg | server CPU µs/msg | CPUs busy | share of CPUs: server + client | errors | runs (msgs/s) |")
+        out.append("|---|---|---|---|---|---|---|---|")
         by = {}
         for r in lc:
             by.setdefault(r["client"], []).append(r)
         for cl, rows in by.items():
             v = summary(rows)
-            out.append(f"| {cl} | {v['rate'] / 1000:.1f}k | {v['cus']:.2f} | {v['us']:.2f} | {v['busy']:.2f} | {v['errors']} | "
+            out.append(f"| {cl} | {v['rate'] / 1000:.1f}k | {v['cus']:.2f} | {v['us']:.2f} | {v['busy']:.2f} | {share(v)} | {v['errors']} | "
                        + ", ".join(f"{x / 1000:.1f}k" for x in v["rates"]) + " |")
         if "blocking" in by and "cport-load" in by:
             b, l = summary(by["blocking"]), summary(by["cport-load"])
@@ -174,7 +194,8 @@ def plot(runs, dst, title):
     width = 0.8 / max(len(servers), 1)
     panels = (("msgs_per_sec", "echoed msgs/s (median; bars: min-max)", 1e-3, "k msgs/s"),
               ("server_us_per_msg", "server CPU per message (µs)", 1, "µs/msg"),
-              ("busy", "CPUs busy (fraction)", 1, ""))
+              ("server_share", "share of the CPUs: server (solid) + client (light)", 1, "fraction"))
+    colors = {}
     for ax, (key, title_, scale, unit) in zip(axes, panels):
         for i, s in enumerate(servers):
             meds, lo, hi = [], [], []
@@ -186,17 +207,23 @@ def plot(runs, dst, title):
                 lo.append(m - min(vals) if vals else 0)
                 hi.append(max(vals) - m if vals else 0)
             xs = [x + i * width for x in range(len(cells))]
-            ax.bar(xs, meds, width, yerr=[lo, hi], capsize=2, label=NAMES.get(s, s),
-                   color="black" if s == "cport" else None)
+            bars = ax.bar(xs, meds, width, yerr=[lo, hi], capsize=2, label=NAMES.get(s, s),
+                          color=colors.get(s, "black" if s == "cport" else None))
+            colors[s] = bars.patches[0].get_facecolor()
+            if key == "server_share":
+                client = [statistics.median([num(r.get("client_share")) or 0 for r in matrix[c].get(s, [])] or [0])
+                          for c in cells]
+                ax.bar(xs, client, width, bottom=meds, color=colors[s], alpha=0.35)
         ax.set_xticks([x + width * (len(servers) - 1) / 2 for x in range(len(cells))])
         ax.set_xticklabels([cell_label(c) for c in cells])
-        ax.set_title(title_)
+        ax.set_title(title_, fontsize=10)
         ax.set_ylabel(unit)
         ax.grid(axis="y", alpha=0.3)
     axes[2].set_ylim(0, 1.05)
-    axes[0].legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(dst, dpi=100)
     print(f"plot: {dst}")
 

@@ -200,7 +200,8 @@ srv, cl = sample["cpu_s"][sys.argv[3]], sample["cpu_s"][sys.argv[4]]
 rate = load["msgs_per_sec"]
 msgs = rate * sample["seconds"]
 print(json.dumps(dict(msgs_per_sec=rate, server_us_per_msg=srv * 1e6 / msgs, client_us_per_msg=cl * 1e6 / msgs,
-                      busy=sample["busy"], errors=load["errors"], seconds=sample["seconds"], cport_load=load)))
+                      server_cpu_s=srv, client_cpu_s=cl, busy=sample["busy"], busy_cpus=sample["busy_cpus"],
+                      errors=load["errors"], seconds=sample["seconds"], cport_load=load)))
 PY
       fi
       stop_server

@@ -142,6 +142,7 @@ pub fn run(args: &Args) -> io::Result<ExitCode> {
             "client_cpu_s": b.client_cpu - a.client_cpu,
             "client_us_per_msg": client_us,
             "busy": busy,
+            "busy_cpus": b.machine.cpus(),
             "errors": errors,
             "first_error": first_error,
         });

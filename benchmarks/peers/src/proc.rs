@@ -23,13 +23,14 @@ pub fn process_cpu(pid: i32) -> io::Result<f64> {
 pub struct Machine {
     busy: u64,
     total: u64,
+    cpus: usize,
 }
 
 impl Machine {
     /// The counters now.
     pub fn now(cpus: &[usize]) -> io::Result<Self> {
         let stats = KernelStats::current().map_err(proc_error)?;
-        let mut m = Machine { busy: 0, total: 0 };
+        let mut m = Machine { busy: 0, total: 0, cpus: 0 };
         let mut add = |t: &CpuTime| {
             let idle = t.idle + t.iowait.unwrap_or(0);
             // guest time is already counted in user time.
@@ -42,6 +43,7 @@ impl Machine {
                 + t.steal.unwrap_or(0);
             m.busy += total - idle;
             m.total += total;
+            m.cpus += 1;
         };
         if cpus.is_empty() {
             add(&stats.total);
@@ -54,6 +56,11 @@ impl Machine {
             }
         }
         Ok(m)
+    }
+
+    /// How many CPUs are counted.
+    pub fn cpus(&self) -> usize {
+        self.cpus
     }
 
     /// Fraction of the time between `earlier` and `self` that the CPUs were busy.
@@ -83,8 +90,8 @@ pub struct SampleArgs {
     cpus: Vec<usize>,
 }
 
-/// Prints, as one JSON object, the CPU seconds each process used within the window and
-/// the busy fraction of the CPUs.
+/// Prints, as one JSON object, the CPU seconds each process used within the window, the
+/// busy fraction of the CPUs and how many CPUs that fraction counts.
 pub fn sample(args: &SampleArgs) -> io::Result<ExitCode> {
     if !(args.delay >= 0.0 && args.delay < 3600.0 && args.seconds > 0.0 && args.seconds < 3600.0) {
         return Err(io::Error::new(
@@ -106,6 +113,9 @@ pub fn sample(args: &SampleArgs) -> io::Result<ExitCode> {
         .zip(cpu0.iter().zip(&cpu1))
         .map(|(p, (a, b))| (p.to_string(), json!(b - a)))
         .collect();
-    println!("{}", json!({ "seconds": elapsed, "cpu_s": cpu, "busy": m1.busy_since(&m0) }));
+    println!(
+        "{}",
+        json!({ "seconds": elapsed, "cpu_s": cpu, "busy": m1.busy_since(&m0), "busy_cpus": m1.cpus() })
+    );
     Ok(ExitCode::SUCCESS)
 }
