@@ -106,6 +106,7 @@ def report(runs):
         row("rate / best peer", lambda v: f"{v['rate'] / best:.2f}", lambda v: v["rate"] == best)
         row("server CPU µs/msg", lambda v: f"{v['us']:.2f}", lambda v: v["us"] == low)
         row("CPU / lowest peer", lambda v: f"{v['us'] / low:.2f}", lambda v: v["us"] == low)
+        row("client CPU µs/msg", lambda v: f"{v['cus']:.2f}", lambda v: False)
         row("CPUs busy", lambda v: f"{v['busy']:.2f}", lambda v: False)
         row("share of CPUs: server + client", share, lambda v: False)
     out.append("")

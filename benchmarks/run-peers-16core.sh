@@ -7,11 +7,11 @@
 # Two steps:
 #
 # 1. Here (where cargo is), build and pack stripped binaries into target/peers-bin/
-#    (about 5 MB; an ignored path, so it must be carried to the device machine):
+#    (about 4 MB; an ignored path, so it must be carried to the device machine):
 #
 #        benchmarks/run-peers-16core.sh --pack
 #
-# 2. There, in one call (the `run` tool, carrying target/peers-bin; about 7 minutes with
+# 2. There, in one call (the `run` tool, carrying target/peers-bin; an estimated 6-7 minutes with
 #    the defaults, 3 runs of 5 s per cell):
 #
 #        benchmarks/run-peers-16core.sh
