@@ -200,7 +200,7 @@ srv, cl = sample["cpu_s"][sys.argv[3]], sample["cpu_s"][sys.argv[4]]
 rate = load["msgs_per_sec"]
 msgs = rate * sample["seconds"]
 print(json.dumps(dict(msgs_per_sec=rate, server_us_per_msg=srv * 1e6 / msgs, client_us_per_msg=cl * 1e6 / msgs,
-                      server_cpu_s=srv, client_cpu_s=cl, busy=sample["busy"], busy_cpus=sample["busy_cpus"],
+                      server_cpu_s=srv, client_cpu_s=cl, busy=sample["busy"], busy_cpus=sample.get("busy_cpus"),
                       errors=load["errors"], seconds=sample["seconds"], cport_load=load)))
 PY
       fi
@@ -223,7 +223,11 @@ lockv() { awk -v n="$1" '$0 == "name = \"" n "\"" { getline; gsub(/version = |"/
   echo "- command: RUNS=$RUNS SECONDS_PER_RUN=$SECONDS_PER_RUN WARMUP=$WARMUP THREADS=$THREADS SERVER_CPUS=$SERVER_CPUS CLIENT_CPUS=$CLIENT_CPUS SERVERS=$SERVERS CELLS=$CELLS benchmarks/run-peers.sh"
   echo "- machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), nproc $(nproc), kernel $(uname -r)"
   echo "- load average (1, 5, 15 min) before: $load_before; after: $load_after (the matrix's own threads count in it)"
-  echo "- commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (working tree modified)')"
+  if commit=$(git rev-parse --short HEAD 2>/dev/null); then
+    echo "- commit: $commit$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (working tree modified)')"
+  else
+    echo "- commit: unknown (no git repository here)"
+  fi
   echo "- $(rustc --version 2>/dev/null || echo 'rustc: not on PATH')"
   echo "- crates (Cargo.lock): tokio $(lockv tokio), monoio $(lockv monoio), compio $(lockv compio), mio $(lockv mio), socket2 $(lockv socket2), io-uring $(lockv io-uring)"
   echo "- binaries: cport = $CPORT_BIN ($(sha256sum "$CPORT_BIN" | cut -c1-12)), peers = $PEERS_BIN ($(sha256sum "$PEERS_BIN" | cut -c1-12))"
