@@ -1,0 +1,197 @@
+//! The blocking ping-pong client: one thread per connection, each writing a message of
+//! `--size` bytes and reading exactly as many back (`read_exact`) before the next, so one
+//! message is in flight per connection. Every connection is open before the clock starts
+//! (a barrier), then a warm-up, then a fixed window. Every echoed byte is checked: a
+//! message carries its sequence number and a pattern of its connection.
+
+use crate::proc::{process_cpu, Machine};
+use crossbeam_utils::CachePadded;
+use serde_json::json;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long one connection attempt, one write or one read may take before the run fails.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Stack of a connection thread.
+const STACK: usize = 128 * 1024;
+
+/// Options of `peers client`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Address of the echo server.
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    addr: SocketAddr,
+    /// Connections, each with its own thread.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    conns: u32,
+    /// Message size in bytes.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=(16 << 20)))]
+    size: u32,
+    /// Seconds of the measured window.
+    #[arg(long, default_value_t = 8.0)]
+    seconds: f64,
+    /// Seconds of ping-pong before the window opens.
+    #[arg(long, default_value_t = 0.5)]
+    warmup: f64,
+    /// The server's process id: its CPU time over the window is reported.
+    #[arg(long)]
+    server_pid: Option<i32>,
+    /// CPUs whose busy fraction over the window is reported (comma-separated; default: all).
+    #[arg(long, value_delimiter = ',')]
+    cpus: Vec<usize>,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What the process measured at one instant.
+struct Snapshot {
+    at: Instant,
+    msgs: u64,
+    server_cpu: f64,
+    client_cpu: f64,
+    machine: Machine,
+}
+
+fn snapshot(counters: &[CachePadded<AtomicU64>], args: &Args) -> io::Result<Snapshot> {
+    Ok(Snapshot {
+        at: Instant::now(),
+        msgs: counters.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
+        server_cpu: args.server_pid.map(process_cpu).transpose()?.unwrap_or(0.0),
+        client_cpu: process_cpu(std::process::id() as i32)?,
+        machine: Machine::now(&args.cpus)?,
+    })
+}
+
+/// Runs the client; fails (after the report) if any connection failed or any echo differed.
+pub fn run(args: &Args) -> io::Result<ExitCode> {
+    let valid = |s: f64| s.is_finite() && (0.0..3600.0).contains(&s);
+    if !(valid(args.seconds) && args.seconds > 0.0 && valid(args.warmup)) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--seconds and --warmup must be in [0, 3600), --seconds > 0",
+        ));
+    }
+    let n = args.conns as usize;
+    let mut streams = Vec::with_capacity(n);
+    for _ in 0..n {
+        let s = TcpStream::connect_timeout(&args.addr, IO_TIMEOUT)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {}: {e}", args.addr)))?;
+        s.set_nodelay(true)?;
+        s.set_read_timeout(Some(IO_TIMEOUT))?;
+        s.set_write_timeout(Some(IO_TIMEOUT))?;
+        streams.push(s);
+    }
+    let counters: Arc<Vec<CachePadded<AtomicU64>>> =
+        Arc::new((0..n).map(|_| CachePadded::new(AtomicU64::new(0))).collect());
+    let barrier = Arc::new(Barrier::new(n + 1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::with_capacity(n);
+    for (i, stream) in streams.into_iter().enumerate() {
+        let (counters, barrier, stop) = (counters.clone(), barrier.clone(), stop.clone());
+        let size = args.size as usize;
+        let t = thread::Builder::new()
+            .stack_size(STACK)
+            .spawn(move || ping_pong(i, stream, size, &barrier, &stop, &counters[i]));
+        match t {
+            Ok(t) => threads.push(t),
+            // The threads already started wait at the barrier; ending the process ends them.
+            Err(e) => {
+                return Err(io::Error::new(e.kind(), format!("cannot start connection thread {i}: {e}")))
+            }
+        }
+    }
+    barrier.wait();
+    thread::sleep(Duration::from_secs_f64(args.warmup));
+    let a = snapshot(&counters, args)?;
+    thread::sleep(Duration::from_secs_f64(args.seconds));
+    let b = snapshot(&counters, args)?;
+    stop.store(true, Ordering::Relaxed);
+    let mut errors = 0u64;
+    let mut first_error = None;
+    for t in threads {
+        let outcome = t.join().unwrap_or_else(|_| Err("connection thread panicked".into()));
+        if let Err(e) = outcome {
+            errors += 1;
+            first_error.get_or_insert(e);
+        }
+    }
+    let seconds = b.at.duration_since(a.at).as_secs_f64();
+    let msgs = b.msgs - a.msgs;
+    let per_msg_us = |cpu: f64| if msgs == 0 { f64::NAN } else { cpu * 1e6 / msgs as f64 };
+    let rate = msgs as f64 / seconds;
+    let busy = b.machine.busy_since(&a.machine);
+    let server_us = args.server_pid.map(|_| per_msg_us(b.server_cpu - a.server_cpu));
+    let client_us = per_msg_us(b.client_cpu - a.client_cpu);
+    if args.json {
+        let report = json!({
+            "addr": args.addr.to_string(),
+            "conns": n,
+            "size": args.size,
+            "seconds": seconds,
+            "msgs": msgs,
+            "msgs_per_sec": rate,
+            "server_pid": args.server_pid,
+            "server_cpu_s": args.server_pid.map(|_| b.server_cpu - a.server_cpu),
+            "server_us_per_msg": server_us,
+            "client_cpu_s": b.client_cpu - a.client_cpu,
+            "client_us_per_msg": client_us,
+            "busy": busy,
+            "busy_cpus": b.machine.cpus(),
+            "errors": errors,
+            "first_error": first_error,
+        });
+        println!("{report}");
+    } else {
+        println!(
+            "{} conns x {} B against {}: {msgs} msgs in {seconds:.2} s = {rate:.0} msgs/s",
+            n, args.size, args.addr
+        );
+        if let Some(us) = server_us {
+            println!("server CPU {us:.2} us/msg");
+        }
+        println!("client CPU {client_us:.2} us/msg; CPUs busy {busy:.3}; errors {errors}");
+        if let Some(e) = &first_error {
+            println!("first error: {e}");
+        }
+    }
+    if errors > 0 || msgs == 0 {
+        eprintln!("peers client: {errors} connection(s) failed, {msgs} messages echoed");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One connection's loop, after the barrier, until `stop`: send, read the echo, check it.
+/// `done` counts the messages echoed correctly.
+fn ping_pong(
+    id: usize,
+    mut stream: TcpStream,
+    size: usize,
+    barrier: &Barrier,
+    stop: &AtomicBool,
+    done: &AtomicU64,
+) -> Result<(), String> {
+    let mut msg: Vec<u8> = (0..size).map(|i| (id.wrapping_mul(131) ^ i.wrapping_mul(7)) as u8).collect();
+    let mut back = vec![0u8; size];
+    let stamp = size.min(8);
+    barrier.wait();
+    let mut seq: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        msg[..stamp].copy_from_slice(&seq.to_le_bytes()[..stamp]);
+        stream.write_all(&msg).map_err(|e| format!("connection {id}: send: {e}"))?;
+        stream.read_exact(&mut back).map_err(|e| format!("connection {id}: receive: {e}"))?;
+        if back != msg {
+            return Err(format!("connection {id}: message {seq} came back different"));
+        }
+        seq += 1;
+        // This thread is the counter's only writer.
+        done.store(seq, Ordering::Relaxed);
+    }
+    Ok(())
+}
