@@ -267,3 +267,36 @@ fn thread_limited_child() {
     assert_eq!(seen, ["fsync", "write"]);
     assert!(port.get(Some(Duration::from_millis(50))).is_err(), "exactly one packet each");
 }
+
+// docs/semantics.md H9: the completion of an operation does not wait for the thread that
+// started it to enter the kernel again. That thread spins in user space (no system call)
+// while the data arrives; another thread receives the packet meanwhile.
+#[test]
+fn h9_completion_does_not_wait_for_a_spinning_submitter() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let port = CompletionPort::<&str>::new(2);
+    let (ours, mut peer) = pair(&port, 1);
+    let got = Arc::new(AtomicBool::new(false));
+    let (p2, g2) = (port.clone(), Arc::clone(&got));
+    let getter = thread::spawn(move || {
+        let p = p2.get(Some(PROMPT)).unwrap();
+        g2.store(true, Ordering::SeqCst);
+        p.context
+    });
+    crate::common::wait_until(PROMPT, "the getter waits", || port.waiting() == 1);
+    let (tx, rx) = mpsc::channel();
+    let spinner = thread::spawn(move || {
+        ours.recv(Vec::with_capacity(8), "recv").unwrap();
+        tx.send(()).unwrap();
+        // Spin without system calls until the packet was received elsewhere (bounded).
+        let start = std::time::Instant::now();
+        while !got.load(Ordering::SeqCst) && start.elapsed() < PROMPT {
+            std::hint::spin_loop();
+        }
+        got.load(Ordering::SeqCst)
+    });
+    rx.recv().unwrap();
+    peer.write_all(b"data").unwrap();
+    assert_eq!(getter.join().unwrap(), "recv");
+    assert!(spinner.join().unwrap(), "the packet arrived while its submitter was still spinning");
+}
