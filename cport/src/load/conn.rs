@@ -7,7 +7,7 @@
 //! which message comes next, and every byte is compared with [`pattern`].
 
 use super::pattern;
-use completion_port::{Completion, Handle, SubmitError};
+use completion_port::{Completion, Handle, Started, SubmitError};
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
 use std::io;
@@ -305,8 +305,15 @@ impl Shared {
         }
         let Some(mut buf) = st.spare.take() else { return };
         std::mem::swap(&mut buf, &mut st.out);
-        if let Err(e) = conn.handle.send(buf, Ctx::Send) {
-            self.refused(conn, st, "send", e);
+        // Usually the socket takes it at once: then it completes here, without a packet
+        // (skip-on-success); else the port delivers its packet later.
+        match conn.handle.send_eager(buf, Ctx::Send) {
+            Ok(Started::Done(done)) => {
+                let (_, result, _, buffer) = done.into_parts();
+                self.on_send(conn, st, result, buffer.unwrap_or_default());
+            }
+            Ok(Started::Pending(_)) => {}
+            Err(e) => self.refused(conn, st, "send", e),
         }
     }
 

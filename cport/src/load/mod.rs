@@ -334,7 +334,8 @@ fn spawn_workers(
             let mut batch = Vec::with_capacity(BATCH);
             loop {
                 match p.get_many_into(&mut batch, BATCH, None) {
-                    Ok(_) => batch.drain(..).for_each(|p| shared.handle(p, &mut hist)),
+                    // The operations a batch starts go to the kernel in one system call.
+                    Ok(_) => p.batch(|| batch.drain(..).for_each(|p| shared.handle(p, &mut hist))),
                     Err(GetError::Closed) => return hist,
                     Err(e) => {
                         tracing::error!(error = %e, "worker get failed");
