@@ -240,10 +240,20 @@ pub enum Op {
         act: ThreadAct,
         take_packet_first: bool,
     },
-    /// A thread waits once with `get`, concurrently with what follows.
-    Getter(Wait),
+    /// A thread (after posting a packet, with `post`) waits once with `get`, concurrently
+    /// with what follows.
+    Getter {
+        wait: Wait,
+        post: bool,
+    },
     /// Waits until every operation that must finish has been delivered.
     Quiesce,
+    /// Runs the next `steps % 8 + 1` steps inside `CompletionPort::batch` (their
+    /// submissions reach the kernel together at its end, or at a worker's next `get`).
+    /// `Drain`, `DropPort` and `Batch` inside it do nothing: the batch holds the port.
+    Batch {
+        steps: u8,
+    },
     Close,
     Drain,
     /// Drops the port and every handle without draining, then starts a new port.
@@ -603,8 +613,23 @@ pub fn run(ops: &[Op]) {
     for object in [Object::File, Object::TcpPair, Object::Udp, Object::Listener, Object::TcpUnconnected] {
         run.open(object);
     }
-    for op in ops {
-        run.step(op);
+    let mut rest = ops;
+    while let Some((op, tail)) = rest.split_first() {
+        rest = tail;
+        if let Op::Batch { steps } = *op {
+            let (inside, tail) = rest.split_at(rest.len().min(usize::from(steps % 8) + 1));
+            rest = tail;
+            let port = run.port.clone();
+            port.batch(|| {
+                for op in inside {
+                    if !matches!(op, Op::Drain | Op::DropPort { .. } | Op::Batch { .. }) {
+                        run.step(op);
+                    }
+                }
+            });
+        } else {
+            run.step(op);
+        }
     }
     if std::env::var_os("CPFUZZ_STATS").is_some() {
         let ledger = run.shared.ledger();
@@ -831,12 +856,26 @@ impl Run {
             }
             Op::Peer { h, act } => self.peer(h, act),
             Op::OnThread { h, act, take_packet_first } => self.on_thread(h, act, take_packet_first),
-            Op::Getter(wait) => {
+            Op::Getter { wait, post } => {
                 if self.getters.len() >= MAX_GETTERS {
                     self.join_getters();
                 }
                 let (port, shared) = (self.port.clone(), Arc::clone(&self.shared));
                 self.getters.push(std::thread::spawn(move || {
+                    if post {
+                        let mut e = entry("post from a getter thread".into(), None, 7, BufUse::None, true);
+                        e.posted = Some(7);
+                        let ctx = shared.make(e);
+                        let id = ctx.id;
+                        if let Err(e) = port.post(7, 7, ctx) {
+                            assert!(
+                                shared.closed.load(Ordering::SeqCst),
+                                "post #{id} refused on an open port"
+                            );
+                            let back = e.into_inner();
+                            shared.refused(id, back.id, None, &std::io::Error::other("closed"));
+                        }
+                    }
                     let r = {
                         let _g = watchdog::guard(format!("getter thread get({:?})", wait.0));
                         port.get(Some(wait.0))
@@ -857,12 +896,12 @@ impl Run {
             }
             Op::Drain => {
                 self.shared.closed.store(true, Ordering::SeqCst);
-                self.port.close();
-                self.join_getters();
+                // Getter threads may still be waiting (one as the poller): drain races them.
                 let drained = {
                     let _g = watchdog::guard("drain");
                     self.port.drain()
                 };
+                self.join_getters();
                 for c in drained {
                     self.shared.deliver(c);
                 }
@@ -870,6 +909,7 @@ impl Run {
                 assert!(owed.is_empty(), "P10: drain returned, but these packets never came: {owed:?}");
             }
             Op::DropPort { concurrency } => self.new_port(usize::from(concurrency % 4)),
+            Op::Batch { .. } => {} // run by `run`
         }
     }
 
