@@ -17,8 +17,10 @@ fn config() -> Config {
     let mut config = Config::with_cases(env("PROPTEST_CASES").map_or(256, |n| n as u32));
     config.rng_seed = RngSeed::Fixed(env("PROPTEST_RNG_SEED").unwrap_or(0x1E2C_F022));
     config.failure_persistence = None;
-    // A failing program is shrunk, but each try runs real I/O: keep shrinking bounded.
+    // A failing program is shrunk, but each try runs real I/O and a hang-like failure takes
+    // the interpreter's whole limit (10 s): keep shrinking bounded in tries and in time.
     config.max_shrink_iters = 512;
+    config.max_shrink_time = 60_000;
     config
 }
 

@@ -44,6 +44,10 @@ pub mod known {
     /// does with `EINVAL`), either refused at submission or as the packet's error; today
     /// io_uring reads `u64::MAX` as "the current file position" and succeeds.
     pub const HUGE_OFFSET_FAILS: bool = false;
+    /// Defect 2: an operation a worker thread (one holding a packet) starts must reach the
+    /// kernel promptly even if that thread never calls `get` again; today it waits for the
+    /// thread's next `get`. While `false`, `PromptSend` sends but does not wait for the peer.
+    pub const WORKER_SUBMITS_PROMPTLY: bool = false;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -245,6 +249,11 @@ pub enum Op {
     Getter {
         wait: Wait,
         post: bool,
+    },
+    /// The interpreter's thread becomes a worker (posts a packet and takes one), sends a
+    /// byte on a TCP pair, and, without calling `get` again, waits for the peer to see it.
+    PromptSend {
+        h: u8,
     },
     /// Waits until every operation that must finish has been delivered.
     Quiesce,
@@ -554,6 +563,8 @@ struct Slot {
     peer_eof: bool,
     /// The peer is gone: our sends fail.
     peer_gone: bool,
+    /// We asked to shut down our writing side: our sends fail.
+    shut_write: bool,
 }
 
 const ALL: &[Object] = &[
@@ -755,6 +766,7 @@ impl Run {
             Op::Shutdown { h, how } => {
                 let Some((i, handle)) = self.slot_for(h, STREAMS) else { return };
                 let how = [Shutdown::Read, Shutdown::Write, Shutdown::Both][usize::from(how) % 3];
+                self.slots[i].shut_write |= how != Shutdown::Read;
                 let ctx = self.shared.make(entry(
                     format!("shutdown {how:?} on {i}"),
                     Some(i),
@@ -883,6 +895,7 @@ impl Run {
                     got(&shared, r.map(|c| vec![c]), 1);
                 }));
             }
+            Op::PromptSend { h } => self.prompt_send(h),
             Op::Quiesce => self.quiesce(),
             Op::Close => {
                 // The flag first: a getter thread may see `Closed` as soon as `close` starts.
@@ -984,6 +997,7 @@ impl Run {
             sent: 0,
             peer_eof: false,
             peer_gone: false,
+            shut_write: false,
         };
         let associated = match object {
             Object::File => {
@@ -1182,6 +1196,59 @@ impl Run {
         let _g = watchdog::guard("join a submitting thread");
         if let Err(panic) = t.join() {
             std::panic::resume_unwind(panic);
+        }
+    }
+
+    fn prompt_send(&mut self, h: u8) {
+        let Some((i, handle)) = self.slot_for(h, &[Object::TcpPair]) else { return };
+        let s = &self.slots[i];
+        if self.closed()
+            || s.object != Object::TcpPair
+            || s.peer_gone
+            || s.shut_write
+            || s.sent + 1 > SEND_ROOM
+        {
+            return;
+        }
+        // Become a worker: hold a packet from this port.
+        self.step(&Op::Post { key: 9, bytes: 9 });
+        let r = {
+            let _g = watchdog::guard("get a packet to become a worker");
+            self.port.get(Some(LIMIT / 2))
+        };
+        got(&self.shared, r.map(|c| vec![c]), 1);
+        // What the peer can read now came before this send.
+        self.peer(h, PeerAct::Read);
+        let finite = self.send_finite(i, 1);
+        let ctx = self.shared.make(entry(
+            format!("prompt send on {i}"),
+            Some(i),
+            handle.key(),
+            BufUse::Drain { cap: 1, len: 1 },
+            finite,
+        ));
+        let id = ctx.id;
+        let r = handle.send(vec![b'P'], ctx);
+        let accepted = r.is_ok();
+        self.track(i, id, r);
+        if !accepted || !known::WORKER_SUBMITS_PROMPTLY {
+            return;
+        }
+        let Some(peer) = &mut self.slots[i].peer else { return };
+        let start = Instant::now();
+        let mut byte = [0u8; 1];
+        loop {
+            match peer.read(&mut byte) {
+                Ok(1..) => return,
+                Ok(0) => panic!("prompt send on {i}: the peer saw end of stream"),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("prompt send on {i}: the peer's read failed: {e}"),
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "a send started by a worker thread did not reach the peer within {LIMIT:?} (the thread did not call get again)"
+            );
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
