@@ -221,6 +221,10 @@ fn h10_kernel_cancel_under_a_thread_limit_is_delivered() {
         std::process::Command::new(&exe)
     };
     cmd.args(["--exact", NAME, "--test-threads=1", "--nocapture"]).env(CHILD, "1");
+    // Under AddressSanitizer (ci/asan.sh) the leak checker forks at exit, which the
+    // child's thread limit forbids: leaks are checked in the parent's own run instead.
+    let asan = std::env::var("ASAN_OPTIONS").map(|o| format!("{o}:")).unwrap_or_default();
+    cmd.env("ASAN_OPTIONS", format!("{asan}detect_leaks=0"));
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
