@@ -1,0 +1,2 @@
+/* Windows code compiled against libiocp: see iocp.h. */
+#include "../iocp.h"

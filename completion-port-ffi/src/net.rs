@@ -1,0 +1,834 @@
+//! Sockets with Winsock's signatures: `WSAStartup`, `WSASocketA`, `closesocket`,
+//! `WSARecv`, `WSASend`, `AcceptEx`, `GetAcceptExSockaddrs`, and the BSD calls, exported as
+//! `iocp_bind`, `iocp_accept`... (`iocp.h` defines `bind`, `accept`... as inline functions
+//! that call them: exporting the plain names would replace libc's for the whole process).
+//!
+//! Winsock's constants differ from Linux's for `AF_INET6` (23), `SOL_SOCKET` (0xffff) and
+//! the `SO_*` options: the header keeps Windows' values and this module translates them.
+//! The address structures have the same layout on both (only the `AF_INET6` family number
+//! differs, and is translated both ways).
+
+use crate::error::code::*;
+use crate::error::{self, ffi};
+use crate::file::{submit_failed, submit_read};
+use crate::port::{blocking, finish, Ctx, Op};
+use crate::table::{self, lock, IoObj, Obj};
+use crate::types::*;
+use std::ffi::{c_char, c_int, c_void};
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+/// Winsock's `AF_INET6`.
+const WIN_AF_INET6: u16 = 23;
+/// Winsock's `SOL_SOCKET`.
+const WIN_SOL_SOCKET: c_int = 0xffff;
+/// `SO_UPDATE_ACCEPT_CONTEXT`, `SO_UPDATE_CONNECT_CONTEXT`: nothing to update here.
+const SO_UPDATE_ACCEPT_CONTEXT: c_int = 0x700B;
+const SO_UPDATE_CONNECT_CONTEXT: c_int = 0x7010;
+/// `WSA_IO_PENDING`.
+const WSA_IO_PENDING: u32 = ERROR_IO_PENDING;
+
+/// `WSAStartup` calls not matched by `WSACleanup`.
+static STARTED: AtomicUsize = AtomicUsize::new(0);
+
+/// Translates a Winsock option (level, name) to Linux's.
+fn sockopt(level: c_int, name: c_int) -> Option<(c_int, c_int)> {
+    Some(match (level, name) {
+        (WIN_SOL_SOCKET, 0x0004) => (libc::SOL_SOCKET, libc::SO_REUSEADDR),
+        (WIN_SOL_SOCKET, 0x0008) => (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+        (WIN_SOL_SOCKET, 0x0020) => (libc::SOL_SOCKET, libc::SO_BROADCAST),
+        (WIN_SOL_SOCKET, 0x1001) => (libc::SOL_SOCKET, libc::SO_SNDBUF),
+        (WIN_SOL_SOCKET, 0x1002) => (libc::SOL_SOCKET, libc::SO_RCVBUF),
+        (WIN_SOL_SOCKET, 0x1007) => (libc::SOL_SOCKET, libc::SO_ERROR),
+        (WIN_SOL_SOCKET, 0x1008) => (libc::SOL_SOCKET, libc::SO_TYPE),
+        (WIN_SOL_SOCKET, 0x0002) => (libc::SOL_SOCKET, libc::SO_ACCEPTCONN),
+        (libc::IPPROTO_TCP, 0x0001) => (libc::IPPROTO_TCP, libc::TCP_NODELAY),
+        (libc::IPPROTO_IPV6, 27) => (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY),
+        (libc::IPPROTO_IP, 4) => (libc::IPPROTO_IP, libc::IP_TTL),
+        _ => return None,
+    })
+}
+
+/// Copies a caller's address into a `sockaddr_storage`, translating the family.
+///
+/// # Safety
+///
+/// `addr` is readable for `len` bytes.
+unsafe fn addr_in(addr: *const c_void, len: c_int) -> Result<(libc::sockaddr_storage, libc::socklen_t), u32> {
+    if addr.is_null() || len < 2 || len as usize > size_of::<libc::sockaddr_storage>() {
+        return Err(WSAEFAULT);
+    }
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    // SAFETY: `addr` is readable for `len` bytes (contract), `ss` is larger.
+    unsafe { std::ptr::copy_nonoverlapping(addr.cast::<u8>(), (&raw mut ss).cast::<u8>(), len as usize) };
+    if ss.ss_family == WIN_AF_INET6 {
+        ss.ss_family = libc::AF_INET6 as u16;
+    }
+    Ok((ss, len as libc::socklen_t))
+}
+
+/// Copies an address out to the caller, translating the family, as Winsock does: fails
+/// with `WSAEFAULT` if the caller's length is too small.
+///
+/// # Safety
+///
+/// `addr` is NULL or writable for `*len` bytes; `len` is NULL or writable.
+unsafe fn addr_out(
+    ss: &libc::sockaddr_storage,
+    n: libc::socklen_t,
+    addr: *mut c_void,
+    len: *mut c_int,
+) -> Result<(), u32> {
+    if addr.is_null() || len.is_null() {
+        return Ok(());
+    }
+    let mut ss = *ss;
+    if c_int::from(ss.ss_family) == libc::AF_INET6 {
+        ss.ss_family = WIN_AF_INET6;
+    }
+    // SAFETY: `len` is writable (contract).
+    let room = unsafe { *len };
+    if room < 0 || (room as usize) < n as usize {
+        return Err(WSAEFAULT);
+    }
+    // SAFETY: `addr` is writable for `room >= n` bytes (contract).
+    unsafe {
+        std::ptr::copy_nonoverlapping((&raw const ss).cast::<u8>(), addr.cast::<u8>(), n as usize);
+        *len = n as c_int;
+    }
+    Ok(())
+}
+
+/// The result of a BSD call: `r < 0` sets the Winsock error from `errno`.
+fn check(r: c_int) -> Result<c_int, u32> {
+    if r < 0 {
+        Err(error::last_wsa())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Runs a socket call: 0 or the value on success, `SOCKET_ERROR` with the code otherwise.
+fn wsa(f: impl FnOnce() -> Result<c_int, u32>) -> c_int {
+    ffi(SOCKET_ERROR, f)
+}
+
+fn new_socket(fd: RawFd) -> SOCKET {
+    // SAFETY: `fd` was just returned by socket()/accept4() and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    table::insert(Obj::Io(Arc::new(IoObj::new(fd, true))))
+}
+
+/// `WSAStartup`: fills `lpWSAData` (version 2.2).
+///
+/// # Safety
+///
+/// `lpWSAData` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn WSAStartup(wVersionRequested: u16, lpWSAData: *mut WSADATA) -> c_int {
+    ffi(WSAEFAULT as c_int, || {
+        if lpWSAData.is_null() {
+            return Err(WSAEFAULT);
+        }
+        // SAFETY: all-zero is a valid WSADATA; the caller's pointer is writable.
+        unsafe {
+            let mut d: WSADATA = std::mem::zeroed();
+            d.wVersion = wVersionRequested.min(0x0202);
+            d.wHighVersion = 0x0202;
+            for (i, b) in b"completion-port".iter().enumerate() {
+                d.szDescription[i] = *b as c_char;
+            }
+            for (i, b) in b"Running".iter().enumerate() {
+                d.szSystemStatus[i] = *b as c_char;
+            }
+            lpWSAData.write(d);
+        }
+        STARTED.fetch_add(1, Ordering::SeqCst);
+        Ok(0)
+    })
+}
+
+/// `WSACleanup`.
+#[no_mangle]
+pub extern "C" fn WSACleanup() -> c_int {
+    wsa(|| {
+        STARTED
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .map_err(|_| WSANOTINITIALISED)?;
+        Ok(0)
+    })
+}
+
+/// `WSASocketA`: a new socket (every socket can do overlapped I/O; protocol info and
+/// groups are not supported).
+///
+/// # Safety
+///
+/// Callable with any values.
+#[no_mangle]
+pub unsafe extern "C" fn WSASocketA(
+    af: c_int,
+    type_: c_int,
+    protocol: c_int,
+    lpProtocolInfo: *mut c_void,
+    g: u32,
+    dwFlags: DWORD,
+) -> SOCKET {
+    let _ = (g, dwFlags);
+    ffi(INVALID_SOCKET, || {
+        if STARTED.load(Ordering::SeqCst) == 0 {
+            return Err(WSANOTINITIALISED);
+        }
+        if !lpProtocolInfo.is_null() {
+            return Err(WSAEINVAL);
+        }
+        let af = if af == c_int::from(WIN_AF_INET6) { libc::AF_INET6 } else { af };
+        // SAFETY: plain system call.
+        let fd = check(unsafe { libc::socket(af, type_ | libc::SOCK_CLOEXEC, protocol) })?;
+        Ok(new_socket(fd))
+    })
+}
+
+/// `socket`.
+///
+/// # Safety
+///
+/// Callable with any values.
+#[no_mangle]
+pub unsafe extern "C" fn iocp_socket(af: c_int, type_: c_int, protocol: c_int) -> SOCKET {
+    // SAFETY: any values are accepted.
+    unsafe { WSASocketA(af, type_, protocol, std::ptr::null_mut(), 0, 0) }
+}
+
+/// `closesocket`: pending operations complete with `ERROR_OPERATION_ABORTED`.
+///
+/// # Safety
+///
+/// Callable with any value.
+#[no_mangle]
+pub unsafe extern "C" fn closesocket(s: SOCKET) -> c_int {
+    wsa(|| {
+        table::socket(s)?;
+        table::remove(s);
+        Ok(0)
+    })
+}
+
+/// `bind`.
+///
+/// # Safety
+///
+/// `name` is readable for `namelen` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn iocp_bind(s: SOCKET, name: *const c_void, namelen: c_int) -> c_int {
+    wsa(|| {
+        let o = table::socket(s)?;
+        // SAFETY: contract.
+        let (ss, n) = unsafe { addr_in(name, namelen) }?;
+        // SAFETY: `ss` holds `n` valid bytes.
+        o.with_fd(|fd| check(unsafe { libc::bind(fd, (&raw const ss).cast(), n) }))?;
+        Ok(0)
+    })
+}
+
+/// `listen`.
+///
+/// # Safety
+///
+/// Callable with any values.
+#[no_mangle]
+pub unsafe extern "C" fn iocp_listen(s: SOCKET, backlog: c_int) -> c_int {
+    wsa(|| {
+        let o = table::socket(s)?;
+        let backlog = if backlog == 0x7fff_ffff { libc::SOMAXCONN } else { backlog };
+        // SAFETY: plain system call.
+        o.with_fd(|fd| check(unsafe { libc::listen(fd, backlog) }))?;
+        Ok(0)
+    })
+}
+
+/// `connect` (blocking).
+///
+/// # Safety
+///
+/// `name` is readable for `namelen` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn iocp_connect(s: SOCKET, name: *const c_void, namelen: c_int) -> c_int {
+    wsa(|| {
+        let o = table::socket(s)?;
+        // SAFETY: contract.
+        let (ss, n) = unsafe { addr_in(name, namelen) }?;
+        // SAFETY: `ss` holds `n` valid bytes.
+        blocking(|| o.with_fd(|fd| check(unsafe { libc::connect(fd, (&raw const ss).cast(), n) })))?;
+        Ok(0)
+    })
+}
+
+/// `accept` (blocking): a new `SOCKET`.
+///
+/// # Safety
+///
+/// `addr` and `addrlen` are NULL or writable (`*addrlen` bytes).
+#[no_mangle]
+pub unsafe extern "C" fn iocp_accept(s: SOCKET, addr: *mut c_void, addrlen: *mut c_int) -> SOCKET {
+    ffi(INVALID_SOCKET, || {
+        let o = table::socket(s)?;
+        // SAFETY: all-zero is a valid sockaddr_storage.
+        let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut n = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let fd = blocking(|| {
+            o.with_fd(|fd| {
+                // SAFETY: `ss` and `n` are writable and describe each other.
+                check(unsafe { libc::accept4(fd, (&raw mut ss).cast(), &mut n, libc::SOCK_CLOEXEC) })
+            })
+        })?;
+        let sock = new_socket(fd);
+        // SAFETY: contract.
+        if let Err(e) = unsafe { addr_out(&ss, n, addr, addrlen) } {
+            table::remove(sock);
+            return Err(e);
+        }
+        Ok(sock)
+    })
+}
+
+fn name_call(
+    s: SOCKET,
+    addr: *mut c_void,
+    len: *mut c_int,
+    f: unsafe extern "C" fn(c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> c_int,
+) -> c_int {
+    wsa(|| {
+        let o = table::socket(s)?;
+        if addr.is_null() || len.is_null() {
+            return Err(WSAEFAULT);
+        }
+        // SAFETY: all-zero is a valid sockaddr_storage.
+        let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut n = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: `ss` and `n` are writable and describe each other.
+        o.with_fd(|fd| check(unsafe { f(fd, (&raw mut ss).cast(), &mut n) }))?;
+        // SAFETY: the caller's pointers (checked non-null) are writable.
+        unsafe { addr_out(&ss, n, addr, len) }?;
+        Ok(0)
+    })
+}
+
+/// `getsockname`.
+///
+/// # Safety
+///
+/// `name` is writable for `*namelen` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn iocp_getsockname(s: SOCKET, name: *mut c_void, namelen: *mut c_int) -> c_int {
+    name_call(s, name, namelen, libc::getsockname)
+}
+
+/// `getpeername`.
+///
+/// # Safety
+///
+/// `name` is writable for `*namelen` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn iocp_getpeername(s: SOCKET, name: *mut c_void, namelen: *mut c_int) -> c_int {
+    name_call(s, name, namelen, libc::getpeername)
+}
+
+/// `setsockopt` with Winsock's levels and names; `SO_UPDATE_ACCEPT_CONTEXT` and
+/// `SO_UPDATE_CONNECT_CONTEXT` are accepted and do nothing (the accepted socket is a
+/// complete socket already). Unknown options: `WSAENOPROTOOPT`.
+///
+/// # Safety
+///
+/// `optval` is readable for `optlen` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn iocp_setsockopt(
+    s: SOCKET,
+    level: c_int,
+    optname: c_int,
+    optval: *const c_char,
+    optlen: c_int,
+) -> c_int {
+    wsa(|| {
+        let o = table::socket(s)?;
+        if level == WIN_SOL_SOCKET
+            && (optname == SO_UPDATE_ACCEPT_CONTEXT || optname == SO_UPDATE_CONNECT_CONTEXT)
+        {
+            return Ok(0);
+        }
+        let (l, n) = sockopt(level, optname).ok_or(WSAENOPROTOOPT)?;
+        if optval.is_null() || optlen < 1 {
+            return Err(WSAEFAULT);
+        }
+        // Winsock's BOOL and int options may be given as 1 to 4 bytes.
+        let mut v: c_int = 0;
+        // SAFETY: `optval` is readable for `optlen` bytes; at most 4 are copied into `v`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                optval.cast::<u8>(),
+                (&raw mut v).cast::<u8>(),
+                (optlen as usize).min(4),
+            )
+        };
+        o.with_fd(|fd| {
+            // SAFETY: `v` is a readable int.
+            check(unsafe { libc::setsockopt(fd, l, n, (&raw const v).cast(), size_of::<c_int>() as u32) })
+        })?;
+        Ok(0)
+    })
+}
+
+/// `getsockopt` for the options `setsockopt` knows (int-valued).
+///
+/// # Safety
+///
+/// `optval` is writable for `*optlen` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn iocp_getsockopt(
+    s: SOCKET,
+    level: c_int,
+    optname: c_int,
+    optval: *mut c_char,
+    optlen: *mut c_int,
+) -> c_int {
+    wsa(|| {
+        let o = table::socket(s)?;
+        let (l, n) = sockopt(level, optname).ok_or(WSAENOPROTOOPT)?;
+        // SAFETY: checked below before use.
+        if optval.is_null() || optlen.is_null() || unsafe { *optlen } < 4 {
+            return Err(WSAEFAULT);
+        }
+        let mut v: c_int = 0;
+        let mut len = size_of::<c_int>() as libc::socklen_t;
+        // SAFETY: `v` and `len` are writable and describe each other.
+        o.with_fd(|fd| check(unsafe { libc::getsockopt(fd, l, n, (&raw mut v).cast(), &mut len) }))?;
+        if n == libc::SO_ERROR && l == libc::SOL_SOCKET && v != 0 {
+            v = error::from_errno_wsa(v) as c_int;
+        }
+        // SAFETY: the caller's buffer holds at least 4 bytes (checked).
+        unsafe {
+            optval.cast::<c_int>().write_unaligned(v);
+            *optlen = 4;
+        }
+        Ok(0)
+    })
+}
+
+/// `shutdown` (`SD_RECEIVE`, `SD_SEND`, `SD_BOTH` equal Linux's values).
+///
+/// # Safety
+///
+/// Callable with any values.
+#[no_mangle]
+pub unsafe extern "C" fn iocp_shutdown(s: SOCKET, how: c_int) -> c_int {
+    wsa(|| {
+        let o = table::socket(s)?;
+        // SAFETY: plain system call.
+        o.with_fd(|fd| check(unsafe { libc::shutdown(fd, how) }))?;
+        Ok(0)
+    })
+}
+
+/// `send` (blocking, never raises SIGPIPE).
+///
+/// # Safety
+///
+/// `buf` is readable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn iocp_send(s: SOCKET, buf: *const c_char, len: c_int, flags: c_int) -> c_int {
+    wsa(|| {
+        let o = table::socket(s)?;
+        let n = blocking(|| {
+            // SAFETY: the caller's buffer is readable for `len` bytes.
+            o.with_fd(|fd| unsafe {
+                libc::send(fd, buf.cast(), len.max(0) as usize, flags | libc::MSG_NOSIGNAL)
+            })
+        });
+        check(n as c_int)
+    })
+}
+
+/// `recv` (blocking).
+///
+/// # Safety
+///
+/// `buf` is writable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn iocp_recv(s: SOCKET, buf: *mut c_char, len: c_int, flags: c_int) -> c_int {
+    wsa(|| {
+        let o = table::socket(s)?;
+        // SAFETY: the caller's buffer is writable for `len` bytes.
+        let n =
+            blocking(|| o.with_fd(|fd| unsafe { libc::recv(fd, buf.cast(), len.max(0) as usize, flags) }));
+        check(n as c_int)
+    })
+}
+
+/// The caller's `WSABUF` array as `(address, length)` pairs.
+///
+/// # Safety
+///
+/// `bufs` points to `count` readable `WSABUF`s.
+unsafe fn wsabufs(bufs: *const WSABUF, count: DWORD) -> Result<Vec<(usize, usize)>, u32> {
+    if bufs.is_null() && count > 0 {
+        return Err(WSAEFAULT);
+    }
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    // SAFETY: contract.
+    let s = unsafe { std::slice::from_raw_parts(bufs, count as usize) };
+    Ok(s.iter().map(|b| (b.buf as usize, b.len as usize)).collect())
+}
+
+/// `WSARecv`: with an `OVERLAPPED` on an associated socket, starts a receive into the
+/// buffers and returns `SOCKET_ERROR` with `WSA_IO_PENDING`; the bytes are copied into
+/// them when the packet is delivered (0 bytes: the peer closed gracefully; failure
+/// `ERROR_NETNAME_DELETED`: it reset). Otherwise receives synchronously. Completion
+/// routines are not supported.
+///
+/// # Safety
+///
+/// `lpBuffers` points to `dwBufferCount` `WSABUF`s whose memory, like `lpOverlapped`,
+/// stays valid until the packet is delivered.
+#[no_mangle]
+pub unsafe extern "C" fn WSARecv(
+    s: SOCKET,
+    lpBuffers: *mut WSABUF,
+    dwBufferCount: DWORD,
+    lpNumberOfBytesRecvd: *mut DWORD,
+    lpFlags: *mut DWORD,
+    lpOverlapped: *mut OVERLAPPED,
+    lpCompletionRoutine: *mut c_void,
+) -> c_int {
+    wsa(|| {
+        let o = table::socket(s)?;
+        if !lpCompletionRoutine.is_null() {
+            return Err(WSAEOPNOTSUPP);
+        }
+        // SAFETY: contract.
+        let bufs = unsafe { wsabufs(lpBuffers, dwBufferCount) }?;
+        let ov = lpOverlapped as usize;
+        let flags = if lpFlags.is_null() { 0 } else { unsafe_read(lpFlags) };
+        if ov != 0 && o.handle().is_some() {
+            return submit_read(&o, ov, bufs, 0).map(|()| 0).map_err(|c| {
+                if c == ERROR_IO_PENDING {
+                    WSA_IO_PENDING
+                } else {
+                    c
+                }
+            });
+        }
+        let iov: Vec<libc::iovec> =
+            bufs.iter().map(|&(b, l)| libc::iovec { iov_base: b as *mut c_void, iov_len: l }).collect();
+        // SAFETY: all-zero is a valid msghdr; the iovecs describe the caller's buffers.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_ptr().cast_mut();
+        msg.msg_iovlen = iov.len();
+        // SAFETY: `msg` describes writable memory (the caller's buffers).
+        let n = blocking(|| o.with_fd(|fd| unsafe { libc::recvmsg(fd, &mut msg, flags as c_int) }));
+        sync_done(n, ov, lpNumberOfBytesRecvd)
+    })
+}
+
+/// Reads a DWORD the caller passed.
+fn unsafe_read(p: *const DWORD) -> DWORD {
+    // SAFETY: callers pass a non-null pointer the C caller made readable.
+    unsafe { p.read_unaligned() }
+}
+
+/// The result of a synchronous `WSARecv`/`WSASend`.
+fn sync_done(n: isize, ov: usize, out: *mut DWORD) -> Result<c_int, u32> {
+    if n < 0 {
+        let code = error::last_wsa();
+        finish(ov, 0, code);
+        return Err(code);
+    }
+    if !out.is_null() {
+        // SAFETY: non-null; the caller passes a writable DWORD.
+        unsafe { *out = n as DWORD };
+    }
+    finish(ov, n as usize, 0);
+    Ok(0)
+}
+
+/// `WSASend`: as [`WSARecv`], sending; the bytes are copied at submission, and the
+/// packet comes when all of them are sent (or the send failed).
+///
+/// # Safety
+///
+/// `lpBuffers` points to `dwBufferCount` readable `WSABUF`s; `lpOverlapped` stays valid
+/// until the packet is delivered.
+#[no_mangle]
+pub unsafe extern "C" fn WSASend(
+    s: SOCKET,
+    lpBuffers: *mut WSABUF,
+    dwBufferCount: DWORD,
+    lpNumberOfBytesSent: *mut DWORD,
+    dwFlags: DWORD,
+    lpOverlapped: *mut OVERLAPPED,
+    lpCompletionRoutine: *mut c_void,
+) -> c_int {
+    wsa(|| {
+        let o = table::socket(s)?;
+        if !lpCompletionRoutine.is_null() {
+            return Err(WSAEOPNOTSUPP);
+        }
+        // SAFETY: contract.
+        let bufs = unsafe { wsabufs(lpBuffers, dwBufferCount) }?;
+        let ov = lpOverlapped as usize;
+        if ov != 0 && o.handle().is_some() {
+            let mut data = Vec::with_capacity(bufs.iter().map(|b| b.1).sum());
+            for &(b, l) in &bufs {
+                if l > 0 {
+                    // SAFETY: each WSABUF is readable for its length (contract).
+                    data.extend_from_slice(unsafe { std::slice::from_raw_parts(b as *const u8, l) });
+                }
+            }
+            return crate::file::submit_write(&o, ov, data, 0).map(|()| 0).map_err(|c| {
+                if c == ERROR_IO_PENDING {
+                    WSA_IO_PENDING
+                } else {
+                    c
+                }
+            });
+        }
+        let iov: Vec<libc::iovec> =
+            bufs.iter().map(|&(b, l)| libc::iovec { iov_base: b as *mut c_void, iov_len: l }).collect();
+        // SAFETY: all-zero is a valid msghdr; the iovecs describe the caller's buffers.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_ptr().cast_mut();
+        msg.msg_iovlen = iov.len();
+        let n = blocking(|| {
+            // SAFETY: `msg` describes readable memory.
+            o.with_fd(|fd| unsafe { libc::sendmsg(fd, &msg, dwFlags as c_int | libc::MSG_NOSIGNAL) })
+        });
+        sync_done(n, ov, lpNumberOfBytesSent)
+    })
+}
+
+/// Where an `AcceptEx` puts its results.
+pub(crate) struct AcceptInfo {
+    /// The socket that becomes the connection.
+    pub(crate) target: Weak<IoObj>,
+    /// The caller's output buffer.
+    pub(crate) buf: usize,
+    /// Bytes of it for the first data block.
+    pub(crate) recv_len: usize,
+    /// Bytes for the local address.
+    pub(crate) local_len: usize,
+    /// Bytes for the remote address.
+    pub(crate) remote_len: usize,
+}
+
+/// Writes an address into an `AcceptEx` buffer slot: its length (4 bytes), then the
+/// `sockaddr` with Winsock's family. `GetAcceptExSockaddrs` reads it back.
+fn put_addr(slot: usize, room: usize, ss: &libc::sockaddr_storage, n: libc::socklen_t) {
+    let mut ss = *ss;
+    if c_int::from(ss.ss_family) == libc::AF_INET6 {
+        ss.ss_family = WIN_AF_INET6;
+    }
+    let n = (n as usize).min(room.saturating_sub(4));
+    if room < 4 {
+        return;
+    }
+    // SAFETY: `slot` is inside the caller's AcceptEx buffer, writable for `room` bytes
+    // until the packet is delivered (contract of AcceptEx); `4 + n <= room`.
+    unsafe {
+        (slot as *mut u32).write_unaligned(n as u32);
+        std::ptr::copy_nonoverlapping((&raw const ss).cast::<u8>(), (slot + 4) as *mut u8, n);
+    }
+}
+
+/// An `AcceptEx` completed with `fd`: the connection goes into the target socket, the
+/// addresses into the caller's buffer. `Ok(None)`: a receive of the first data block was
+/// started (the caller hears of the accept when it completes).
+pub(crate) fn accepted(
+    key: usize,
+    ov: usize,
+    info: AcceptInfo,
+    fd: Option<OwnedFd>,
+    listener: Option<&Arc<IoObj>>,
+) -> Result<Option<()>, u32> {
+    let fd = fd.ok_or(ERROR_GEN_FAILURE)?;
+    let target = info.target.upgrade().ok_or(ERROR_OPERATION_ABORTED)?;
+    for (slot, room, f) in [
+        (info.buf + info.recv_len, info.local_len, libc::getsockname as unsafe extern "C" fn(_, _, _) -> _),
+        (info.buf + info.recv_len + info.local_len, info.remote_len, libc::getpeername),
+    ] {
+        // SAFETY: all-zero is a valid sockaddr_storage.
+        let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut n = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: `ss` and `n` are writable and describe each other.
+        if unsafe { f(fd.as_raw_fd(), (&raw mut ss).cast(), &mut n) } == 0 {
+            put_addr(slot, room, &ss, n);
+        }
+    }
+    let dup =
+        if info.recv_len > 0 { Some(fd.try_clone().map_err(|e| error::from_io(&e, true))?) } else { None };
+    target.replace_fd(fd).map_err(|e| error::from_io(&e, true))?;
+    let (Some(dup), Some(listener)) = (dup, listener) else { return Ok(Some(())) };
+    // The first data block: received through a temporary handle on the listener's port
+    // under the listener's key, which the packet carries as Windows' does.
+    let port = lock(&listener.assoc).as_ref().map(|a| a.port.clone()).ok_or(ERROR_INVALID_HANDLE)?;
+    let tmp = port.associate(dup, key).map_err(|e| error::from_io(&e, true))?;
+    let recv_len = info.recv_len;
+    let ctx = Ctx::new(ov, Op::AcceptData { tmp: tmp.clone(), info }, listener);
+    let mut pending = lock(&listener.pending);
+    match tmp.recv(Vec::with_capacity(recv_len), ctx) {
+        Ok(id) => {
+            pending.insert(ov, id);
+            Ok(None)
+        }
+        Err(e) => Err(error::from_io(&e.into_parts().0, true)),
+    }
+}
+
+/// `AcceptEx`: starts accepting a connection on an associated listening socket into
+/// `sAcceptSocket` (made by `socket`/`WSASocketA`, not associated). Returns FALSE with
+/// `ERROR_IO_PENDING`; the packet (the listener's key) comes once a connection is accepted
+/// and, if `dwReceiveDataLength > 0`, its first data block received (the byte count).
+/// The addresses are in the buffer after the data, for `GetAcceptExSockaddrs`.
+///
+/// # Safety
+///
+/// `lpOutputBuffer` is writable for `dwReceiveDataLength + dwLocalAddressLength +
+/// dwRemoteAddressLength` bytes and, like `lpOverlapped`, stays valid until the packet is
+/// delivered.
+#[no_mangle]
+pub unsafe extern "C" fn AcceptEx(
+    sListenSocket: SOCKET,
+    sAcceptSocket: SOCKET,
+    lpOutputBuffer: *mut c_void,
+    dwReceiveDataLength: DWORD,
+    dwLocalAddressLength: DWORD,
+    dwRemoteAddressLength: DWORD,
+    lpdwBytesReceived: *mut DWORD,
+    lpOverlapped: *mut OVERLAPPED,
+) -> BOOL {
+    ffi(FALSE, || {
+        let l = table::socket(sListenSocket)?;
+        let target = table::socket(sAcceptSocket)?;
+        if lpOverlapped.is_null() || lpOutputBuffer.is_null() {
+            return Err(WSAEFAULT);
+        }
+        let min = size_of::<libc::sockaddr_in>() as DWORD + 16;
+        if dwLocalAddressLength < min || dwRemoteAddressLength < min {
+            return Err(WSAEINVAL);
+        }
+        if target.handle().is_some() {
+            // Its association would be remade for the new descriptor; Windows programs
+            // associate the accepted socket after the accept, as the library expects.
+            return Err(WSAEINVAL);
+        }
+        if !lpdwBytesReceived.is_null() {
+            // SAFETY: non-null; the caller passes a writable DWORD.
+            unsafe { *lpdwBytesReceived = 0 };
+        }
+        let h = l.handle().ok_or(WSAEINVAL)?;
+        let ov = lpOverlapped as usize;
+        let info = AcceptInfo {
+            target: Arc::downgrade(&target),
+            buf: lpOutputBuffer as usize,
+            recv_len: dwReceiveDataLength as usize,
+            local_len: dwLocalAddressLength as usize,
+            remote_len: dwRemoteAddressLength as usize,
+        };
+        let ctx = Ctx::new(ov, Op::Accept(info), &l);
+        // SAFETY: the caller's OVERLAPPED, valid until the packet.
+        unsafe { write_overlapped(ov, crate::error::status::STATUS_PENDING, 0) };
+        let mut pending = lock(&l.pending);
+        match h.accept(ctx) {
+            Ok(id) => {
+                pending.insert(ov, id);
+                Err(ERROR_IO_PENDING)
+            }
+            Err(e) => Err(submit_failed(ov, &e.into_parts().0, true)),
+        }
+    })
+}
+
+/// `GetAcceptExSockaddrs`: the local and remote addresses an `AcceptEx` wrote.
+///
+/// # Safety
+///
+/// `lpOutputBuffer` is the buffer of a completed `AcceptEx` with these lengths; the out
+/// pointers are writable.
+#[no_mangle]
+pub unsafe extern "C" fn GetAcceptExSockaddrs(
+    lpOutputBuffer: *mut c_void,
+    dwReceiveDataLength: DWORD,
+    dwLocalAddressLength: DWORD,
+    dwRemoteAddressLength: DWORD,
+    LocalSockaddr: *mut *mut c_void,
+    LocalSockaddrLength: *mut c_int,
+    RemoteSockaddr: *mut *mut c_void,
+    RemoteSockaddrLength: *mut c_int,
+) {
+    ffi((), || {
+        if lpOutputBuffer.is_null() {
+            return Err(WSAEFAULT);
+        }
+        let base = lpOutputBuffer as usize + dwReceiveDataLength as usize;
+        for (slot, room, p, len) in [
+            (base, dwLocalAddressLength, LocalSockaddr, LocalSockaddrLength),
+            (
+                base + dwLocalAddressLength as usize,
+                dwRemoteAddressLength,
+                RemoteSockaddr,
+                RemoteSockaddrLength,
+            ),
+        ] {
+            if room < 4 {
+                continue;
+            }
+            // SAFETY: the slot lies in the caller's AcceptEx buffer (contract).
+            let n = unsafe { (slot as *const u32).read_unaligned() } as c_int;
+            // SAFETY: the out pointers are NULL or writable (contract).
+            unsafe {
+                if !p.is_null() {
+                    *p = (slot + 4) as *mut c_void;
+                }
+                if !len.is_null() {
+                    *len = n;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `inet_pton` for `AF_INET` (2) and `AF_INET6` (23): 1, 0 for a malformed string, -1
+/// for an unknown family.
+///
+/// # Safety
+///
+/// `src` is a NUL-terminated string; `dst` is writable (4 or 16 bytes).
+#[no_mangle]
+pub unsafe extern "C" fn iocp_inet_pton(family: c_int, src: *const c_char, dst: *mut c_void) -> c_int {
+    ffi(-1, || {
+        if src.is_null() || dst.is_null() {
+            return Err(WSAEFAULT);
+        }
+        // SAFETY: NUL-terminated (contract).
+        let s = unsafe { std::ffi::CStr::from_ptr(src) }.to_str().map_err(|_| WSAEINVAL);
+        let Ok(s) = s else { return Ok(0) };
+        match family {
+            libc::AF_INET => match s.parse::<std::net::Ipv4Addr>() {
+                // SAFETY: `dst` is writable for 4 bytes (contract).
+                Ok(a) => unsafe { std::ptr::copy_nonoverlapping(a.octets().as_ptr(), dst.cast(), 4) },
+                Err(_) => return Ok(0),
+            },
+            f if f == c_int::from(WIN_AF_INET6) => match s.parse::<std::net::Ipv6Addr>() {
+                // SAFETY: `dst` is writable for 16 bytes (contract).
+                Ok(a) => unsafe { std::ptr::copy_nonoverlapping(a.octets().as_ptr(), dst.cast(), 16) },
+                Err(_) => return Ok(0),
+            },
+            _ => return Err(WSAEAFNOSUPPORT),
+        }
+        Ok(1)
+    })
+}
