@@ -45,7 +45,8 @@ extern "C" {
 #endif
 #define UNREFERENCED_PARAMETER(P) ((void)(P))
 
-/* ---- Basic types (LP64: LONG and DWORD are 32 bits, as on Windows) ---- */
+/* ---- Basic types (LP64: LONG and DWORD are 32 bits, as on Windows). u_short, u_int and
+ * u_long come from glibc's <sys/types.h> (u_long is 64 bits there, 32 on Windows). ---- */
 typedef int BOOL;
 typedef BOOL *PBOOL, *LPBOOL;
 typedef unsigned char BYTE, UCHAR, BOOLEAN;
@@ -53,12 +54,12 @@ typedef BYTE *PBYTE, *LPBYTE;
 typedef char CHAR;
 typedef CHAR *LPSTR, *PSTR;
 typedef const CHAR *LPCSTR, *PCSTR;
-typedef unsigned short WORD, USHORT, u_short;
+typedef unsigned short WORD, USHORT;
 typedef short SHORT;
 typedef int INT, *LPINT, *PINT;
-typedef unsigned int UINT, u_int;
+typedef unsigned int UINT;
 typedef int32_t LONG;
-typedef uint32_t ULONG, DWORD, u_long;
+typedef uint32_t ULONG, DWORD;
 typedef LONG *PLONG, *LPLONG;
 typedef ULONG *PULONG;
 typedef DWORD *PDWORD, *LPDWORD;

@@ -678,7 +678,9 @@ pub(crate) fn accepted(
     let recv_len = info.recv_len;
     let ctx = Ctx::new(ov, Op::AcceptData { tmp: tmp.clone(), info }, listener);
     let mut pending = lock(&listener.pending);
-    match tmp.recv(Vec::with_capacity(recv_len), ctx) {
+    let mut buf = vec![0u8; recv_len];
+    buf.clear();
+    match tmp.recv(buf, ctx) {
         Ok(id) => {
             pending.insert(ov, id);
             Ok(None)

@@ -1,0 +1,178 @@
+/* Sockets: WSAStartup, the BSD calls with Winsock's signatures, AcceptEx (with and without
+ * a first data block) and GetAcceptExSockaddrs, WSARecv scattering over WSABUFs, WSASend,
+ * graceful close (TRUE, 0 bytes), reset (ERROR_NETNAME_DELETED), cancel and local close
+ * (ERROR_OPERATION_ABORTED), CancelIoEx with nothing pending (ERROR_NOT_FOUND), bad
+ * sockets (WSAENOTSOCK). 127.0.0.1 only. */
+#include "check.h"
+
+#define ADDR_LEN (sizeof(struct sockaddr_in6) + 16)
+
+static HANDLE port;
+static struct sockaddr_in where;
+
+static SOCKET connect_client(void) {
+    SOCKET c = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    CHECK(c != INVALID_SOCKET);
+    CHECK(connect(c, (struct sockaddr *)&where, sizeof where) == 0);
+    return c;
+}
+
+/* One completion, expected to be for `ov`. Returns GQCS's result; *bytes set. */
+static BOOL next(LPOVERLAPPED ov, ULONG_PTR want_key, DWORD *bytes) {
+    ULONG_PTR key = 0;
+    LPOVERLAPPED got = NULL;
+    BOOL r = GetQueuedCompletionStatus(port, bytes, &key, &got, 5000);
+    DWORD e = GetLastError();
+    CHECK(got == ov && key == want_key);
+    SetLastError(e);
+    return r;
+}
+
+/* Accepts a connection through AcceptEx; returns the accepted socket, associated under key. */
+static SOCKET accept_ex(SOCKET listener, SOCKET *client, ULONG_PTR key) {
+    static char buf[2 * ADDR_LEN];
+    OVERLAPPED ov;
+    DWORD bytes;
+    memset(&ov, 0, sizeof ov);
+    SOCKET s = WSASocket(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_OVERLAPPED);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_FAILS_WITH(AcceptEx(listener, s, buf, 0, ADDR_LEN, ADDR_LEN, &bytes, &ov), ERROR_IO_PENDING);
+    CHECK(!HasOverlappedIoCompleted(&ov));
+    *client = connect_client();
+    CHECK(next(&ov, 1, &bytes) && bytes == 0);
+    CHECK(setsockopt(s, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, (char *)&listener, sizeof listener) == 0);
+    CHECK(CreateIoCompletionPort((HANDLE)s, port, key, 0) == port);
+    return s;
+}
+
+int main(void) {
+    WSADATA wsa;
+    DWORD bytes, flags = 0;
+    CHECK(socket(AF_INET, SOCK_STREAM, 0) == INVALID_SOCKET && WSAGetLastError() == WSANOTINITIALISED);
+    CHECK(WSAStartup(MAKEWORD(2, 2), &wsa) == 0 && wsa.wVersion == MAKEWORD(2, 2));
+
+    SOCKET listener = WSASocket(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_OVERLAPPED);
+    CHECK(listener != INVALID_SOCKET);
+    BOOL on = TRUE;
+    CHECK(setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, (char *)&on, sizeof on) == 0);
+    CHECK(setsockopt(listener, SOL_SOCKET, 0x4242, (char *)&on, sizeof on) == SOCKET_ERROR &&
+          WSAGetLastError() == WSAENOPROTOOPT);
+    memset(&where, 0, sizeof where);
+    where.sin_family = AF_INET;
+    where.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    where.sin_port = 0;
+    CHECK(bind(listener, (struct sockaddr *)&where, sizeof where) == 0);
+    CHECK(listen(listener, SOMAXCONN) == 0);
+    int len = sizeof where; /* the Windows idiom: int length, sockaddr cast */
+    CHECK(getsockname(listener, (struct sockaddr *)&where, &len) == 0 && len == sizeof where);
+    CHECK(where.sin_family == AF_INET && where.sin_port != 0);
+
+    port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 0);
+    CHECK(CreateIoCompletionPort((HANDLE)listener, port, 1, 0) == port);
+
+    /* AcceptEx, then the addresses. */
+    SOCKET client;
+    static char abuf[2 * ADDR_LEN];
+    OVERLAPPED aov;
+    memset(&aov, 0, sizeof aov);
+    SOCKET s = WSASocket(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_OVERLAPPED);
+    CHECK_FAILS_WITH(AcceptEx(listener, s, abuf, 0, ADDR_LEN, ADDR_LEN, &bytes, &aov), ERROR_IO_PENDING);
+    client = connect_client();
+    CHECK(next(&aov, 1, &bytes) && bytes == 0 && aov.Internal == 0);
+    struct sockaddr *local, *remote;
+    int local_len, remote_len;
+    GetAcceptExSockaddrs(abuf, 0, ADDR_LEN, ADDR_LEN, &local, &local_len, &remote, &remote_len);
+    CHECK(local_len == sizeof(struct sockaddr_in) && remote_len == sizeof(struct sockaddr_in));
+    CHECK(((struct sockaddr_in *)local)->sin_port == where.sin_port);
+    CHECK(((struct sockaddr_in *)remote)->sin_addr.s_addr == htonl(INADDR_LOOPBACK));
+    struct sockaddr_in peer;
+    len = sizeof peer;
+    CHECK(getpeername(s, (struct sockaddr *)&peer, &len) == 0 && peer.sin_port == ((struct sockaddr_in *)remote)->sin_port);
+    CHECK(CreateIoCompletionPort((HANDLE)s, port, 2, 0) == port);
+
+    /* WSARecv scatters over two buffers. */
+    char b1[4], b2[16];
+    memset(b1, 0, sizeof b1);
+    memset(b2, 0, sizeof b2);
+    WSABUF bufs[2] = {{sizeof b1, b1}, {sizeof b2, b2}};
+    OVERLAPPED rov;
+    memset(&rov, 0, sizeof rov);
+    CHECK(WSARecv(s, bufs, 2, NULL, &flags, &rov, NULL) == SOCKET_ERROR && WSAGetLastError() == WSA_IO_PENDING);
+    CHECK(send(client, "hello world", 11, 0) == 11);
+    CHECK(next(&rov, 2, &bytes) && bytes == 11);
+    CHECK(memcmp(b1, "hell", 4) == 0 && memcmp(b2, "o world", 7) == 0 && rov.InternalHigh == 11);
+
+    /* WSASend gathers; the client reads it back. */
+    WSABUF out[2] = {{4, (char *)"po"}, {2, (char *)"ng"}};
+    out[0].len = 2;
+    OVERLAPPED sov;
+    memset(&sov, 0, sizeof sov);
+    int r = WSASend(s, out, 2, NULL, 0, &sov, NULL);
+    CHECK(r == 0 || WSAGetLastError() == WSA_IO_PENDING);
+    CHECK(next(&sov, 2, &bytes) && bytes == 4);
+    char got[8];
+    CHECK(recv(client, got, sizeof got, 0) == 4 && memcmp(got, "pong", 4) == 0);
+
+    /* Cancel: the receive completes with ERROR_OPERATION_ABORTED; then nothing is pending. */
+    memset(&rov, 0, sizeof rov);
+    CHECK(WSARecv(s, bufs, 2, NULL, &flags, &rov, NULL) == SOCKET_ERROR && WSAGetLastError() == WSA_IO_PENDING);
+    CHECK(CancelIoEx((HANDLE)s, &rov));
+    CHECK(!next(&rov, 2, &bytes) && GetLastError() == ERROR_OPERATION_ABORTED && bytes == 0);
+    CHECK(rov.Internal == STATUS_CANCELLED);
+    CHECK_FAILS_WITH(CancelIoEx((HANDLE)s, &rov), ERROR_NOT_FOUND);
+    CHECK_FAILS_WITH(CancelIoEx((HANDLE)s, NULL), ERROR_NOT_FOUND);
+    CHECK_FAILS_WITH(GetOverlappedResult((HANDLE)s, &rov, &bytes, FALSE), ERROR_OPERATION_ABORTED);
+
+    /* Graceful close by the peer: TRUE with 0 bytes. */
+    memset(&rov, 0, sizeof rov);
+    CHECK(WSARecv(s, bufs, 2, NULL, &flags, &rov, NULL) == SOCKET_ERROR && WSAGetLastError() == WSA_IO_PENDING);
+    CHECK(shutdown(client, SD_SEND) == 0);
+    CHECK(next(&rov, 2, &bytes) && bytes == 0);
+    CHECK(closesocket(client) == 0);
+    CHECK(closesocket(s) == 0);
+
+    /* Reset by the peer: it closes with data unread, the kernel sends RST. */
+    SOCKET s2 = accept_ex(listener, &client, 3);
+    CHECK(send(s2, "unread", 6, 0) == 6);
+    Sleep(50);
+    memset(&rov, 0, sizeof rov);
+    CHECK(WSARecv(s2, bufs, 2, NULL, &flags, &rov, NULL) == SOCKET_ERROR && WSAGetLastError() == WSA_IO_PENDING);
+    CHECK(closesocket(client) == 0);
+    CHECK(!next(&rov, 3, &bytes) && GetLastError() == ERROR_NETNAME_DELETED);
+    CHECK(closesocket(s2) == 0);
+
+    /* Local close with a receive pending: ERROR_OPERATION_ABORTED. */
+    SOCKET s3 = accept_ex(listener, &client, 4);
+    memset(&rov, 0, sizeof rov);
+    CHECK(WSARecv(s3, bufs, 2, NULL, &flags, &rov, NULL) == SOCKET_ERROR && WSAGetLastError() == WSA_IO_PENDING);
+    CHECK(closesocket(s3) == 0);
+    CHECK(!next(&rov, 4, &bytes) && GetLastError() == ERROR_OPERATION_ABORTED);
+    CHECK(closesocket(client) == 0);
+
+    /* AcceptEx with a first data block: the packet comes with the data. */
+    static char dbuf[16 + 2 * ADDR_LEN];
+    memset(&aov, 0, sizeof aov);
+    SOCKET s4 = WSASocket(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_OVERLAPPED);
+    CHECK_FAILS_WITH(AcceptEx(listener, s4, dbuf, 16, ADDR_LEN, ADDR_LEN, &bytes, &aov), ERROR_IO_PENDING);
+    client = connect_client();
+    CHECK(send(client, "first", 5, 0) == 5);
+    CHECK(next(&aov, 1, &bytes) && bytes == 5 && memcmp(dbuf, "first", 5) == 0);
+    GetAcceptExSockaddrs(dbuf, 16, ADDR_LEN, ADDR_LEN, &local, &local_len, &remote, &remote_len);
+    CHECK(remote_len == sizeof(struct sockaddr_in) && ((struct sockaddr_in *)remote)->sin_family == AF_INET);
+    /* The accept socket is the connection: a synchronous receive on it works. */
+    CHECK(send(client, "x", 1, 0) == 1);
+    CHECK(recv(s4, got, sizeof got, 0) == 1 && got[0] == 'x');
+    CHECK(closesocket(s4) == 0 && closesocket(client) == 0);
+
+    /* Bad sockets. */
+    CHECK(closesocket((SOCKET)0x1234) == SOCKET_ERROR && WSAGetLastError() == WSAENOTSOCK);
+    CHECK(closesocket(s) == SOCKET_ERROR && WSAGetLastError() == WSAENOTSOCK);
+    CHECK(WSARecv(s, bufs, 2, NULL, &flags, &rov, NULL) == SOCKET_ERROR && WSAGetLastError() == WSAENOTSOCK);
+    CHECK(send((SOCKET)port, "x", 1, 0) == SOCKET_ERROR && WSAGetLastError() == WSAENOTSOCK);
+
+    CHECK(closesocket(listener) == 0);
+    CHECK(CloseHandle(port));
+    CHECK(WSACleanup() == 0);
+    CHECK(WSACleanup() == SOCKET_ERROR && WSAGetLastError() == WSANOTINITIALISED);
+    DONE("net");
+}
