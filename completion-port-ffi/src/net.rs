@@ -834,3 +834,328 @@ pub unsafe extern "C" fn iocp_inet_pton(family: c_int, src: *const c_char, dst: 
         Ok(1)
     })
 }
+
+/// A caller's `sockaddr` (Winsock family numbers) as a `SocketAddr`.
+///
+/// # Safety
+///
+/// `name` is readable for `namelen` bytes.
+unsafe fn socket_addr(name: *const c_void, namelen: c_int) -> Result<std::net::SocketAddr, u32> {
+    // SAFETY: contract.
+    let (ss, _) = unsafe { addr_in(name, namelen) }?;
+    let p = (&raw const ss).cast::<u8>();
+    match c_int::from(ss.ss_family) {
+        libc::AF_INET if namelen as usize >= size_of::<libc::sockaddr_in>() => {
+            // SAFETY: `ss` holds a sockaddr_in (family checked, length checked).
+            let a = unsafe { p.cast::<libc::sockaddr_in>().read_unaligned() };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Ok(std::net::SocketAddr::from((ip, u16::from_be(a.sin_port))))
+        }
+        libc::AF_INET6 if namelen as usize >= size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: `ss` holds a sockaddr_in6 (family checked, length checked).
+            let a = unsafe { p.cast::<libc::sockaddr_in6>().read_unaligned() };
+            let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Ok(std::net::SocketAddr::V6(std::net::SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => Err(WSAEAFNOSUPPORT),
+    }
+}
+
+/// Writes a sender's address into a `WSARecvFrom` caller's `lpFrom`/`lpFromlen` (Winsock
+/// family numbers), if it gave them and there is room.
+pub(crate) fn write_from(a: &std::net::SocketAddr, from: usize, fromlen: usize) {
+    if from == 0 || fromlen == 0 {
+        return;
+    }
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let p = (&raw mut ss).cast::<u8>();
+    let n = match a {
+        std::net::SocketAddr::V4(v4) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as u16,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from(*v4.ip()).to_be() },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: a sockaddr_in fits in a sockaddr_storage.
+            unsafe { p.cast::<libc::sockaddr_in>().write_unaligned(sin) };
+            size_of::<libc::sockaddr_in>()
+        }
+        std::net::SocketAddr::V6(v6) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as u16,
+                sin6_port: v6.port().to_be(),
+                sin6_flowinfo: v6.flowinfo(),
+                sin6_addr: libc::in6_addr { s6_addr: v6.ip().octets() },
+                sin6_scope_id: v6.scope_id(),
+            };
+            // SAFETY: a sockaddr_in6 fits in a sockaddr_storage.
+            unsafe { p.cast::<libc::sockaddr_in6>().write_unaligned(sin6) };
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    // SAFETY: the caller gave `from` (writable for `*fromlen` bytes) and `fromlen` with the
+    // operation and keeps them valid until its packet is delivered (WSARecvFrom's contract).
+    let _ = unsafe { addr_out(&ss, n as libc::socklen_t, from as *mut c_void, fromlen as *mut c_int) };
+}
+
+/// Submits an operation on an associated socket, recording it for `CancelIoEx`: the
+/// result is `WSA_IO_PENDING` once submitted.
+fn submit_socket(
+    o: &Arc<IoObj>,
+    ov: usize,
+    f: impl FnOnce(
+        &completion_port::Handle<Ctx>,
+    ) -> Result<completion_port::OpId<Ctx>, completion_port::SubmitError<Ctx>>,
+) -> Result<c_int, u32> {
+    let h = o.handle().ok_or(WSAEINVAL)?;
+    // SAFETY: the caller's OVERLAPPED, valid until the packet.
+    unsafe { write_overlapped(ov, crate::error::status::STATUS_PENDING, 0) };
+    let mut pending = lock(&o.pending);
+    match f(&h) {
+        Ok(id) => {
+            pending.insert(ov, id);
+            Err(WSA_IO_PENDING)
+        }
+        Err(e) => Err(submit_failed(ov, &e.into_parts().0, true)),
+    }
+}
+
+/// `ConnectEx`: connects an associated socket (bound or not) and then sends
+/// `lpSendBuffer` (copied at submission), completing with one packet whose byte count is
+/// what was sent. Returns FALSE with `ERROR_IO_PENDING`.
+///
+/// # Safety
+///
+/// `name` is readable for `namelen` bytes, `lpSendBuffer` for `dwSendDataLength` bytes
+/// during the call; `lpOverlapped` stays valid until the packet is delivered.
+#[no_mangle]
+pub unsafe extern "C" fn ConnectEx(
+    s: SOCKET,
+    name: *const c_void,
+    namelen: c_int,
+    lpSendBuffer: *const c_void,
+    dwSendDataLength: DWORD,
+    lpdwBytesSent: *mut DWORD,
+    lpOverlapped: *mut OVERLAPPED,
+) -> BOOL {
+    ffi(FALSE, || {
+        let o = table::socket(s)?;
+        if lpOverlapped.is_null() {
+            return Err(WSAEFAULT);
+        }
+        // SAFETY: contract.
+        let addr = unsafe { socket_addr(name, namelen) }?;
+        let send = if lpSendBuffer.is_null() || dwSendDataLength == 0 {
+            Vec::new()
+        } else {
+            // SAFETY: readable for `dwSendDataLength` bytes during the call (contract).
+            unsafe { std::slice::from_raw_parts(lpSendBuffer.cast::<u8>(), dwSendDataLength as usize) }
+                .to_vec()
+        };
+        if !lpdwBytesSent.is_null() {
+            // SAFETY: non-null; the caller passes a writable DWORD.
+            unsafe { *lpdwBytesSent = 0 };
+        }
+        let ov = lpOverlapped as usize;
+        let ctx = Ctx::new(ov, Op::Connect { send }, &o);
+        submit_socket(&o, ov, |h| h.connect(addr, ctx))?;
+        Ok(TRUE)
+    })
+}
+
+/// `WSARecvFrom`: receives one datagram on an associated socket into the buffers; the
+/// sender's address is written to `lpFrom`/`lpFromlen` when the packet is delivered.
+/// Without an `OVERLAPPED` or a port it receives synchronously.
+///
+/// # Safety
+///
+/// As [`WSARecv`]; `lpFrom` (writable for `*lpFromlen` bytes) and `lpFromlen` stay valid
+/// until the packet is delivered.
+#[no_mangle]
+pub unsafe extern "C" fn WSARecvFrom(
+    s: SOCKET,
+    lpBuffers: *mut WSABUF,
+    dwBufferCount: DWORD,
+    lpNumberOfBytesRecvd: *mut DWORD,
+    lpFlags: *mut DWORD,
+    lpFrom: *mut c_void,
+    lpFromlen: *mut c_int,
+    lpOverlapped: *mut OVERLAPPED,
+    lpCompletionRoutine: *mut c_void,
+) -> c_int {
+    wsa(|| {
+        let o = table::socket(s)?;
+        if !lpCompletionRoutine.is_null() {
+            return Err(WSAEOPNOTSUPP);
+        }
+        // SAFETY: contract.
+        let bufs = unsafe { wsabufs(lpBuffers, dwBufferCount) }?;
+        let ov = lpOverlapped as usize;
+        if ov != 0 && o.handle().is_some() {
+            let total: usize = bufs.iter().map(|b| b.1).sum();
+            let mut buf = vec![0u8; total];
+            buf.clear();
+            let op = Op::RecvFrom { bufs, from: lpFrom as usize, fromlen: lpFromlen as usize };
+            let ctx = Ctx::new(ov, op, &o);
+            return submit_socket(&o, ov, |h| h.recv_from(buf, ctx));
+        }
+        let flags = if lpFlags.is_null() { 0 } else { unsafe_read(lpFlags) };
+        let iov: Vec<libc::iovec> =
+            bufs.iter().map(|&(b, l)| libc::iovec { iov_base: b as *mut c_void, iov_len: l }).collect();
+        // SAFETY: all-zero is valid for both.
+        let (mut msg, mut ss): (libc::msghdr, libc::sockaddr_storage) = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_ptr().cast_mut();
+        msg.msg_iovlen = iov.len();
+        msg.msg_name = (&raw mut ss).cast();
+        msg.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
+        let n = blocking(|| {
+            // SAFETY: `msg` describes writable memory (the caller's buffers and `ss`).
+            o.with_fd(|fd| unsafe { libc::recvmsg(fd, &mut msg, flags as c_int) })
+        });
+        if n >= 0 {
+            // SAFETY: the caller's address buffer (contract).
+            unsafe { addr_out(&ss, msg.msg_namelen, lpFrom, lpFromlen) }?;
+        }
+        sync_done(n, ov, lpNumberOfBytesRecvd)
+    })
+}
+
+/// `WSASendTo`: sends one datagram to `lpTo` (copied at submission).
+///
+/// # Safety
+///
+/// As [`WSASend`]; `lpTo` is readable for `iTolen` bytes during the call.
+#[no_mangle]
+pub unsafe extern "C" fn WSASendTo(
+    s: SOCKET,
+    lpBuffers: *mut WSABUF,
+    dwBufferCount: DWORD,
+    lpNumberOfBytesSent: *mut DWORD,
+    dwFlags: DWORD,
+    lpTo: *const c_void,
+    iTolen: c_int,
+    lpOverlapped: *mut OVERLAPPED,
+    lpCompletionRoutine: *mut c_void,
+) -> c_int {
+    wsa(|| {
+        let o = table::socket(s)?;
+        if !lpCompletionRoutine.is_null() {
+            return Err(WSAEOPNOTSUPP);
+        }
+        // SAFETY: contract.
+        let bufs = unsafe { wsabufs(lpBuffers, dwBufferCount) }?;
+        let mut data = Vec::with_capacity(bufs.iter().map(|b| b.1).sum());
+        for &(b, l) in &bufs {
+            if l > 0 {
+                // SAFETY: each WSABUF is readable for its length (contract).
+                data.extend_from_slice(unsafe { std::slice::from_raw_parts(b as *const u8, l) });
+            }
+        }
+        let ov = lpOverlapped as usize;
+        if ov != 0 && o.handle().is_some() {
+            // SAFETY: contract.
+            let to = unsafe { socket_addr(lpTo, iTolen) }?;
+            let ctx = Ctx::new(ov, Op::Write { done: 0 }, &o);
+            return submit_socket(&o, ov, |h| h.send_to(data, to, ctx));
+        }
+        // SAFETY: contract.
+        let (ss, n) = unsafe { addr_in(lpTo, iTolen) }?;
+        let r = blocking(|| {
+            o.with_fd(|fd| {
+                // SAFETY: `data` and `ss` are readable for their lengths.
+                unsafe {
+                    libc::sendto(
+                        fd,
+                        data.as_ptr().cast(),
+                        data.len(),
+                        dwFlags as c_int | libc::MSG_NOSIGNAL,
+                        (&raw const ss).cast(),
+                        n,
+                    )
+                }
+            })
+        });
+        sync_done(r, ov, lpNumberOfBytesSent)
+    })
+}
+
+/// `SIO_GET_EXTENSION_FUNCTION_POINTER`.
+const SIO_GET_EXTENSION_FUNCTION_POINTER: DWORD = 0xC800_0006;
+/// `WSAID_ACCEPTEX`, `WSAID_CONNECTEX`, `WSAID_GETACCEPTEXSOCKADDRS` as their 16 bytes.
+const WSAID_ACCEPTEX: [u8; 16] =
+    guid(0xb536_7df1, 0xcbac, 0x11cf, [0x95, 0xca, 0x00, 0x80, 0x5f, 0x48, 0xa1, 0x92]);
+const WSAID_CONNECTEX: [u8; 16] =
+    guid(0x25a2_07b9, 0xddf3, 0x4660, [0x8e, 0xe9, 0x76, 0xe5, 0x8c, 0x74, 0x06, 0x3e]);
+const WSAID_GETACCEPTEXSOCKADDRS: [u8; 16] =
+    guid(0xb536_7df2, 0xcbac, 0x11cf, [0x95, 0xca, 0x00, 0x80, 0x5f, 0x48, 0xa1, 0x92]);
+
+/// A GUID's in-memory bytes (little-endian fields, as on x86 and arm64).
+const fn guid(a: u32, b: u16, c: u16, d: [u8; 8]) -> [u8; 16] {
+    let a = a.to_le_bytes();
+    let b = b.to_le_bytes();
+    let c = c.to_le_bytes();
+    [a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]
+}
+
+/// `WSAIoctl`: only `SIO_GET_EXTENSION_FUNCTION_POINTER` for `AcceptEx`, `ConnectEx` and
+/// `GetAcceptExSockaddrs`, the way Windows programs find them; anything else is
+/// `WSAEOPNOTSUPP`. Completes at once (no `OVERLAPPED` needed).
+///
+/// # Safety
+///
+/// `lpvInBuffer` is readable for `cbInBuffer` bytes, `lpvOutBuffer` writable for
+/// `cbOutBuffer` bytes, `lpcbBytesReturned` writable.
+#[no_mangle]
+pub unsafe extern "C" fn WSAIoctl(
+    s: SOCKET,
+    dwIoControlCode: DWORD,
+    lpvInBuffer: *const c_void,
+    cbInBuffer: DWORD,
+    lpvOutBuffer: *mut c_void,
+    cbOutBuffer: DWORD,
+    lpcbBytesReturned: *mut DWORD,
+    lpOverlapped: *mut OVERLAPPED,
+    lpCompletionRoutine: *mut c_void,
+) -> c_int {
+    let _ = (lpOverlapped, lpCompletionRoutine);
+    wsa(|| {
+        table::socket(s)?;
+        if dwIoControlCode != SIO_GET_EXTENSION_FUNCTION_POINTER {
+            return Err(WSAEOPNOTSUPP);
+        }
+        if lpvInBuffer.is_null()
+            || cbInBuffer < 16
+            || lpvOutBuffer.is_null()
+            || (cbOutBuffer as usize) < size_of::<usize>()
+        {
+            return Err(WSAEFAULT);
+        }
+        let mut id = [0u8; 16];
+        // SAFETY: readable for `cbInBuffer >= 16` bytes (contract).
+        unsafe { std::ptr::copy_nonoverlapping(lpvInBuffer.cast::<u8>(), id.as_mut_ptr(), 16) };
+        let f: usize = if id == WSAID_ACCEPTEX {
+            AcceptEx as *const () as usize
+        } else if id == WSAID_CONNECTEX {
+            ConnectEx as *const () as usize
+        } else if id == WSAID_GETACCEPTEXSOCKADDRS {
+            GetAcceptExSockaddrs as *const () as usize
+        } else {
+            return Err(WSAEINVAL);
+        };
+        // SAFETY: writable for at least a pointer (checked) and `lpcbBytesReturned` writable (contract).
+        unsafe {
+            lpvOutBuffer.cast::<usize>().write_unaligned(f);
+            if !lpcbBytesReturned.is_null() {
+                *lpcbBytesReturned = size_of::<usize>() as DWORD;
+            }
+        }
+        Ok(0)
+    })
+}

@@ -38,6 +38,12 @@ pub(crate) enum Op {
     Accept(crate::net::AcceptInfo),
     /// `AcceptEx` with a receive: the first data block, received through `tmp`.
     AcceptData { tmp: Handle<Ctx>, info: crate::net::AcceptInfo },
+    /// `WSARecvFrom`: as `Read`, and the sender's address goes to `from` (a `sockaddr`
+    /// of `*fromlen` bytes; both addresses may be 0).
+    RecvFrom { bufs: Vec<(usize, usize)>, from: usize, fromlen: usize },
+    /// `ConnectEx`: once connected, `send` (if not empty) is sent under the same
+    /// `OVERLAPPED`, and the packet carries its byte count.
+    Connect { send: Vec<u8> },
 }
 
 impl Ctx {
@@ -94,7 +100,7 @@ pub(crate) fn finish(ov: usize, bytes: usize, error: u32) {
 /// operation (the rest of a partial send, the receive of an `AcceptEx`) and the caller
 /// gets nothing yet.
 fn deliver(c: completion_port::Completion<Ctx>) -> Option<Delivered> {
-    let Parts { key, result, context, buffer, accepted, addr: _ } = c.into_all_parts();
+    let Parts { key, result, context, buffer, accepted, addr } = c.into_all_parts();
     let Ctx { ov, op, obj, socket } = context;
     if let Op::Posted = op {
         return Some(Delivered { key, ov, bytes: result.unwrap_or(0) as u32, error: 0 });
@@ -117,6 +123,31 @@ fn deliver(c: completion_port::Completion<Ctx>) -> Option<Delivered> {
                 let asked: usize = bufs.iter().map(|b| b.1).sum();
                 if bytes == 0 && file && asked > 0 {
                     error = ERROR_HANDLE_EOF;
+                }
+            }
+        }
+        Op::RecvFrom { bufs, from, fromlen } => {
+            if error == 0 {
+                let data = buffer.as_deref().unwrap_or(&[]);
+                scatter(&data[..bytes.min(data.len())], &bufs);
+                if let Some(a) = addr {
+                    crate::net::write_from(&a, from, fromlen);
+                }
+            }
+        }
+        Op::Connect { send } => {
+            bytes = 0;
+            if error == 0 && !send.is_empty() {
+                if let Some((o, h)) = o.as_ref().and_then(|o| o.handle().map(|h| (o, h))) {
+                    let ctx = Ctx::new(ov, Op::Write { done: 0 }, o);
+                    let mut pending = lock(&o.pending);
+                    match h.send(send, ctx) {
+                        Ok(id) => {
+                            pending.insert(ov, id);
+                            return None;
+                        }
+                        Err(e) => error = error::from_io(&e.into_parts().0, true),
+                    }
                 }
             }
         }

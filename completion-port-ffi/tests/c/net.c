@@ -164,6 +164,82 @@ int main(void) {
     CHECK(recv(s4, got, sizeof got, 0) == 1 && got[0] == 'x');
     CHECK(closesocket(s4) == 0 && closesocket(client) == 0);
 
+    /* AcceptEx fetched the Windows way, through WSAIoctl; ConnectEx with a first block. */
+    GUID gaccept = WSAID_ACCEPTEX, gconnect = WSAID_CONNECTEX;
+    LPFN_ACCEPTEX pAcceptEx = NULL;
+    LPFN_CONNECTEX pConnectEx = NULL;
+    DWORD ret = 0;
+    CHECK(WSAIoctl(listener, SIO_GET_EXTENSION_FUNCTION_POINTER, &gaccept, sizeof gaccept, &pAcceptEx,
+                   sizeof pAcceptEx, &ret, NULL, NULL) == 0 && pAcceptEx == AcceptEx && ret == sizeof pAcceptEx);
+    CHECK(WSAIoctl(listener, SIO_GET_EXTENSION_FUNCTION_POINTER, &gconnect, sizeof gconnect, &pConnectEx,
+                   sizeof pConnectEx, &ret, NULL, NULL) == 0 && pConnectEx == ConnectEx);
+    CHECK(WSAIoctl(listener, 0x1234, NULL, 0, NULL, 0, &ret, NULL, NULL) == SOCKET_ERROR &&
+          WSAGetLastError() == WSAEOPNOTSUPP);
+    memset(&aov, 0, sizeof aov);
+    SOCKET s5 = WSASocket(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_OVERLAPPED);
+    CHECK_FAILS_WITH(pAcceptEx(listener, s5, dbuf, 16, ADDR_LEN, ADDR_LEN, &bytes, &aov), ERROR_IO_PENDING);
+    SOCKET c5 = WSASocket(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_OVERLAPPED);
+    struct sockaddr_in any;
+    memset(&any, 0, sizeof any);
+    any.sin_family = AF_INET;
+    CHECK(bind(c5, (struct sockaddr *)&any, sizeof any) == 0); /* ConnectEx wants a bound socket */
+    CHECK(CreateIoCompletionPort((HANDLE)c5, port, 5, 0) == port);
+    OVERLAPPED cov;
+    memset(&cov, 0, sizeof cov);
+    CHECK_FAILS_WITH(pConnectEx(c5, (struct sockaddr *)&where, sizeof where, (PVOID) "hi there", 8, NULL, &cov),
+                     ERROR_IO_PENDING);
+    /* Two packets, in either order: the connect (with its 8 bytes sent), the accept (with them). */
+    int seen = 0;
+    for (int i = 0; i < 2; i++) {
+        ULONG_PTR k;
+        LPOVERLAPPED o;
+        CHECK(GetQueuedCompletionStatus(port, &bytes, &k, &o, 5000));
+        if (o == &cov) { CHECK(k == 5 && bytes == 8); seen |= 1; }
+        if (o == &aov) { CHECK(k == 1 && bytes == 8 && memcmp(dbuf, "hi there", 8) == 0); seen |= 2; }
+    }
+    CHECK(seen == 3);
+    CHECK(closesocket(c5) == 0 && closesocket(s5) == 0);
+
+    /* UDP: WSASendTo and WSARecvFrom, the sender's address delivered with the packet. */
+    SOCKET u1 = WSASocket(AF_INET, SOCK_DGRAM, IPPROTO_UDP, NULL, 0, WSA_FLAG_OVERLAPPED);
+    SOCKET u2 = WSASocket(AF_INET, SOCK_DGRAM, IPPROTO_UDP, NULL, 0, WSA_FLAG_OVERLAPPED);
+    struct sockaddr_in a1, a2;
+    memset(&a1, 0, sizeof a1);
+    a1.sin_family = AF_INET;
+    a1.sin_addr.s_addr = inet_addr("127.0.0.1");
+    a2 = a1;
+    CHECK(bind(u1, (struct sockaddr *)&a1, sizeof a1) == 0 && bind(u2, (struct sockaddr *)&a2, sizeof a2) == 0);
+    len = sizeof a1;
+    CHECK(getsockname(u1, (struct sockaddr *)&a1, &len) == 0);
+    len = sizeof a2;
+    CHECK(getsockname(u2, (struct sockaddr *)&a2, &len) == 0);
+    CHECK(CreateIoCompletionPort((HANDLE)u1, port, 6, 0) == port && CreateIoCompletionPort((HANDLE)u2, port, 7, 0) == port);
+    struct sockaddr_in from;
+    int fromlen = sizeof from;
+    memset(&from, 0, sizeof from);
+    OVERLAPPED uov, sov2;
+    memset(&uov, 0, sizeof uov);
+    memset(&sov2, 0, sizeof sov2);
+    CHECK(WSARecvFrom(u1, bufs, 2, NULL, &flags, (struct sockaddr *)&from, &fromlen, &uov, NULL) == SOCKET_ERROR &&
+          WSAGetLastError() == WSA_IO_PENDING);
+    WSABUF dg = {7, (char *)"datagram"};
+    r = WSASendTo(u2, &dg, 1, NULL, 0, (struct sockaddr *)&a1, sizeof a1, &sov2, NULL);
+    CHECK(r == 0 || WSAGetLastError() == WSA_IO_PENDING);
+    seen = 0;
+    for (int i = 0; i < 2; i++) {
+        ULONG_PTR k;
+        LPOVERLAPPED o;
+        CHECK(GetQueuedCompletionStatus(port, &bytes, &k, &o, 5000));
+        if (o == &uov) {
+            CHECK(k == 6 && bytes == 7 && memcmp(b1, "data", 4) == 0 && memcmp(b2, "gra", 3) == 0);
+            CHECK(fromlen == sizeof from && from.sin_port == a2.sin_port && from.sin_addr.s_addr == a2.sin_addr.s_addr);
+            seen |= 1;
+        }
+        if (o == &sov2) { CHECK(k == 7 && bytes == 7); seen |= 2; }
+    }
+    CHECK(seen == 3);
+    CHECK(closesocket(u1) == 0 && closesocket(u2) == 0);
+
     /* Bad sockets. */
     CHECK(closesocket((SOCKET)0x1234) == SOCKET_ERROR && WSAGetLastError() == WSAENOTSOCK);
     CHECK(closesocket(s) == SOCKET_ERROR && WSAGetLastError() == WSAENOTSOCK);

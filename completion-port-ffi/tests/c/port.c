@@ -49,6 +49,32 @@ static DWORD WINAPI second(LPVOID arg) {
     return 0;
 }
 
+/* The spinning worker: takes a packet, spins (never blocks) until told to stop, then takes
+ * the next packet and returns its key. */
+static HANDLE spin_port, spinning;
+static volatile LONG stop_spinning;
+static DWORD WINAPI spinner(LPVOID arg) {
+    DWORD bytes;
+    ULONG_PTR key;
+    LPOVERLAPPED ov;
+    (void)arg;
+    if (!GetQueuedCompletionStatus(spin_port, &bytes, &key, &ov, 10000)) return 100;
+    SetEvent(spinning);
+    while (!InterlockedCompareExchange(&stop_spinning, 0, 0)) {
+    }
+    if (!GetQueuedCompletionStatus(spin_port, &bytes, &key, &ov, 10000)) return 101;
+    return (DWORD)key;
+}
+/* Waits 200 ms while the spinner holds the only slot: WAIT_TIMEOUT expected. */
+static DWORD WINAPI late_waiter(LPVOID arg) {
+    DWORD bytes;
+    ULONG_PTR key;
+    LPOVERLAPPED ov;
+    (void)arg;
+    if (GetQueuedCompletionStatus(spin_port, &bytes, &key, &ov, 200)) return 0;
+    return GetLastError();
+}
+
 int main(void) {
     DWORD bytes = 123;
     ULONG_PTR key = 456;
@@ -132,6 +158,26 @@ int main(void) {
     CloseHandle(a);
     CloseHandle(b);
     CloseHandle(p3);
+
+    /* Concurrency 1 with a spinning worker: it keeps counting, so a second waiter times out
+     * although a packet is queued; once the first calls GQCS again, it takes that packet. */
+    HANDLE p4 = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1);
+    spin_port = p4;
+    spinning = CreateEvent(NULL, TRUE, FALSE, NULL);
+    HANDLE sp = CreateThread(NULL, 0, spinner, NULL, 0, NULL);
+    CHECK(PostQueuedCompletionStatus(p4, 0, 1, NULL));
+    CHECK(WaitForSingleObject(spinning, 10000) == WAIT_OBJECT_0);
+    CHECK(PostQueuedCompletionStatus(p4, 0, 2, NULL));
+    HANDLE late = CreateThread(NULL, 0, late_waiter, NULL, 0, NULL);
+    CHECK(WaitForSingleObject(late, 10000) == WAIT_OBJECT_0);
+    CHECK(GetExitCodeThread(late, &code) && code == WAIT_TIMEOUT);
+    InterlockedExchange(&stop_spinning, 1);
+    CHECK(WaitForSingleObject(sp, 10000) == WAIT_OBJECT_0);
+    CHECK(GetExitCodeThread(sp, &code) && code == 2); /* the spinner took the second packet */
+    CloseHandle(sp);
+    CloseHandle(late);
+    CloseHandle(spinning);
+    CloseHandle(p4);
 
     /* Bad handles: made-up, NULL, INVALID_HANDLE_VALUE, a handle of the wrong kind. */
     CHECK_FAILS_WITH(GetQueuedCompletionStatus((HANDLE)0x12345678, &bytes, &key, &ov, 0), ERROR_INVALID_HANDLE);
