@@ -11,12 +11,14 @@
 
 use crate::error::code::*;
 use crate::error::{self, ffi, status};
-use crate::port::{blocking, finish, Ctx, Op};
+use crate::port::{blocking, deliver, finish, Ctx, Op};
 use crate::table::{self, lock, IoObj, Obj};
 use crate::types::*;
+use completion_port::Started;
 use completion_port::MAX_BUFFER;
 use std::ffi::{c_char, c_void};
 use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 const GENERIC_READ: DWORD = 0x8000_0000;
@@ -87,14 +89,15 @@ pub unsafe extern "C" fn CreateFileA(
     })
 }
 
-/// Starts an overlapped read into `bufs` on an associated object. `Ok(())` never: the
-/// result is `Err(ERROR_IO_PENDING)` once submitted (a packet will come), or the error.
+/// Starts an overlapped read into `bufs` on an associated object: `Err(ERROR_IO_PENDING)`
+/// once submitted (a packet will come), `Ok(bytes)` if it completed at once on a socket with
+/// `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` (no packet), or the error.
 pub(crate) fn submit_read(
     obj: &Arc<IoObj>,
     ov: usize,
     bufs: Vec<(usize, usize)>,
     offset: u64,
-) -> Result<(), u32> {
+) -> Result<u32, u32> {
     let h = obj.handle().ok_or(ERROR_INVALID_PARAMETER)?;
     let total: usize = bufs.iter().map(|b| b.1).sum();
     if total > MAX_BUFFER {
@@ -109,6 +112,10 @@ pub(crate) fn submit_read(
     // SAFETY: `ov` is the caller's OVERLAPPED, valid until the packet (Windows' contract).
     unsafe { write_overlapped(ov, status::STATUS_PENDING, 0) };
     let mut pending = lock(&obj.pending);
+    if obj.socket && total > 0 && obj.skip_on_success.load(Ordering::Relaxed) {
+        let r = h.recv_eager(buf, ctx);
+        return started(obj, ov, pending, r);
+    }
     let r = if obj.socket { h.recv(buf, ctx) } else { h.read_at(buf, offset, ctx) };
     match r {
         Ok(id) => {
@@ -119,13 +126,44 @@ pub(crate) fn submit_read(
     }
 }
 
-/// Starts an overlapped write of `data` (copied) on an associated object.
-pub(crate) fn submit_write(obj: &Arc<IoObj>, ov: usize, data: Vec<u8>, offset: u64) -> Result<(), u32> {
+/// The outcome of an eager (skip-on-success) submission: completed at once (the caller's
+/// buffers and `OVERLAPPED` filled in, no packet), or pending.
+fn started(
+    obj: &Arc<IoObj>,
+    ov: usize,
+    mut pending: std::sync::MutexGuard<'_, std::collections::HashMap<usize, completion_port::OpId<Ctx>>>,
+    r: Result<Started<Ctx>, completion_port::SubmitError<Ctx>>,
+) -> Result<u32, u32> {
+    match r {
+        Ok(Started::Pending(id)) => {
+            pending.insert(ov, id);
+            Err(ERROR_IO_PENDING)
+        }
+        Ok(Started::Done(c)) => {
+            drop(pending);
+            match deliver(c) {
+                Some(d) if d.error == 0 => Ok(d.bytes),
+                Some(d) => Err(d.error),
+                // The rest of a partial send went out as an overlapped operation.
+                None => Err(ERROR_IO_PENDING),
+            }
+        }
+        Err(e) => Err(submit_failed(ov, &e.into_parts().0, obj.socket)),
+    }
+}
+
+/// Starts an overlapped write of `data` (copied) on an associated object; results as
+/// [`submit_read`].
+pub(crate) fn submit_write(obj: &Arc<IoObj>, ov: usize, data: Vec<u8>, offset: u64) -> Result<u32, u32> {
     let h = obj.handle().ok_or(ERROR_INVALID_PARAMETER)?;
     let ctx = Ctx::new(ov, Op::Write { done: 0 }, obj);
     // SAFETY: `ov` is the caller's OVERLAPPED, valid until the packet (Windows' contract).
     unsafe { write_overlapped(ov, status::STATUS_PENDING, 0) };
     let mut pending = lock(&obj.pending);
+    if obj.socket && obj.skip_on_success.load(Ordering::Relaxed) {
+        let r = h.send_eager(data, ctx);
+        return started(obj, ov, pending, r);
+    }
     let r = if obj.socket { h.send(data, ctx) } else { h.write_at(data, offset, ctx) };
     match r {
         Ok(id) => {
@@ -164,6 +202,16 @@ fn sync_result(n: isize, ov: usize, out: *mut DWORD, eof_check: bool, socket: bo
     Ok(TRUE)
 }
 
+/// An operation on an associated handle completed at once (skip-on-success): TRUE, with
+/// the byte count.
+fn done_at_once(n: u32, out: *mut DWORD) -> BOOL {
+    if !out.is_null() {
+        // SAFETY: non-null; the caller passes a writable DWORD.
+        unsafe { *out = n };
+    }
+    TRUE
+}
+
 /// The file offset an `OVERLAPPED` names.
 fn offset_of(ov: usize) -> u64 {
     // SAFETY: `ov` is the caller's live OVERLAPPED.
@@ -199,7 +247,8 @@ pub unsafe extern "C" fn ReadFile(
         let ov = lpOverlapped as usize;
         let len = nNumberOfBytesToRead as usize;
         if ov != 0 && obj.handle().is_some() {
-            submit_read(&obj, ov, vec![(lpBuffer as usize, len)], offset_of(ov))?;
+            let n = submit_read(&obj, ov, vec![(lpBuffer as usize, len)], offset_of(ov))?;
+            return Ok(done_at_once(n, lpNumberOfBytesRead));
         }
         let n = blocking(|| {
             obj.with_fd(|fd| {
@@ -248,7 +297,8 @@ pub unsafe extern "C" fn WriteFile(
                 // SAFETY: the caller's buffer is readable for `len` bytes during this call.
                 unsafe { std::slice::from_raw_parts(lpBuffer.cast::<u8>(), len) }.to_vec()
             };
-            submit_write(&obj, ov, data, offset_of(ov))?;
+            let n = submit_write(&obj, ov, data, offset_of(ov))?;
+            return Ok(done_at_once(n, lpNumberOfBytesWritten));
         }
         let n = blocking(|| {
             obj.with_fd(|fd| {
@@ -393,11 +443,10 @@ pub unsafe extern "C" fn CancelIo(hFile: HANDLE) -> BOOL {
     unsafe { CancelIoEx(hFile, std::ptr::null_mut()) }
 }
 
-/// `SetFileCompletionNotificationModes`: accepted. With
-/// `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS`, Windows may skip the packet of an operation that
-/// succeeds at once; operations here never succeed at once on an associated handle (they
-/// return `ERROR_IO_PENDING` and queue a packet), so a program written for the flag works
-/// unchanged.
+/// `SetFileCompletionNotificationModes`: with `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS`, a
+/// receive or send on an associated socket that can complete at once does so (the call
+/// succeeds with the byte count, the `OVERLAPPED` is filled in) and queues no packet; one
+/// that cannot is started as usual and pends. File operations always pend.
 ///
 /// # Safety
 ///

@@ -514,7 +514,7 @@ pub unsafe extern "C" fn WSARecv(
         let ov = lpOverlapped as usize;
         let flags = if lpFlags.is_null() { 0 } else { unsafe_read(lpFlags) };
         if ov != 0 && o.handle().is_some() {
-            return submit_read(&o, ov, bufs, 0).map(|()| 0).map_err(|c| {
+            return submit_read(&o, ov, bufs, 0).map(|n| out_bytes(n, lpNumberOfBytesRecvd)).map_err(|c| {
                 if c == ERROR_IO_PENDING {
                     WSA_IO_PENDING
                 } else {
@@ -532,6 +532,15 @@ pub unsafe extern "C" fn WSARecv(
         let n = blocking(|| o.with_fd(|fd| unsafe { libc::recvmsg(fd, &mut msg, flags as c_int) }));
         sync_done(n, ov, lpNumberOfBytesRecvd)
     })
+}
+
+/// An operation that completed at once (skip-on-success): 0, with the byte count.
+fn out_bytes(n: u32, out: *mut DWORD) -> c_int {
+    if !out.is_null() {
+        // SAFETY: non-null; the caller passes a writable DWORD.
+        unsafe { *out = n };
+    }
+    0
 }
 
 /// Reads a DWORD the caller passed.
@@ -588,13 +597,9 @@ pub unsafe extern "C" fn WSASend(
                     data.extend_from_slice(unsafe { std::slice::from_raw_parts(b as *const u8, l) });
                 }
             }
-            return crate::file::submit_write(&o, ov, data, 0).map(|()| 0).map_err(|c| {
-                if c == ERROR_IO_PENDING {
-                    WSA_IO_PENDING
-                } else {
-                    c
-                }
-            });
+            return crate::file::submit_write(&o, ov, data, 0)
+                .map(|n| out_bytes(n, lpNumberOfBytesSent))
+                .map_err(|c| if c == ERROR_IO_PENDING { WSA_IO_PENDING } else { c });
         }
         let iov: Vec<libc::iovec> =
             bufs.iter().map(|&(b, l)| libc::iovec { iov_base: b as *mut c_void, iov_len: l }).collect();

@@ -73,12 +73,13 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// A packet ready for the caller.
-struct Delivered {
+pub(crate) struct Delivered {
     key: usize,
     ov: usize,
-    bytes: u32,
+    /// Bytes transferred.
+    pub(crate) bytes: u32,
     /// 0 for success, else the Win32 code.
-    error: u32,
+    pub(crate) error: u32,
 }
 
 /// Finishes an operation: records its outcome in the caller's `OVERLAPPED` and sets its
@@ -99,7 +100,7 @@ pub(crate) fn finish(ov: usize, bytes: usize, error: u32) {
 /// Turns a packet into what the caller receives, or `None` if the shim continued the
 /// operation (the rest of a partial send, the receive of an `AcceptEx`) and the caller
 /// gets nothing yet.
-fn deliver(c: completion_port::Completion<Ctx>) -> Option<Delivered> {
+pub(crate) fn deliver(c: completion_port::Completion<Ctx>) -> Option<Delivered> {
     let Parts { key, result, context, buffer, accepted, addr } = c.into_all_parts();
     let Ctx { ov, op, obj, socket } = context;
     if let Op::Posted = op {

@@ -164,6 +164,33 @@ int main(void) {
     CHECK(recv(s4, got, sizeof got, 0) == 1 && got[0] == 'x');
     CHECK(closesocket(s4) == 0 && closesocket(client) == 0);
 
+    /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS: what completes at once returns success and
+     * queues no packet; what cannot pends and completes with a packet as usual. */
+    SOCKET s6 = accept_ex(listener, &client, 8);
+    CHECK_FAILS_WITH(SetFileCompletionNotificationModes((HANDLE)s6, 0x80), ERROR_INVALID_PARAMETER);
+    CHECK(SetFileCompletionNotificationModes((HANDLE)s6, FILE_SKIP_COMPLETION_PORT_ON_SUCCESS));
+    WSABUF five = {5, (char *)"quick"};
+    DWORD sent = 0;
+    memset(&sov, 0, sizeof sov);
+    CHECK(WSASend(s6, &five, 1, &sent, 0, &sov, NULL) == 0 && sent == 5 && HasOverlappedIoCompleted(&sov));
+    CHECK(sov.InternalHigh == 5);
+    CHECK(recv(client, got, sizeof got, 0) == 5 && memcmp(got, "quick", 5) == 0);
+    CHECK(send(client, "abc", 3, 0) == 3);
+    Sleep(50);
+    DWORD recvd = 0;
+    memset(&rov, 0, sizeof rov);
+    CHECK(WSARecv(s6, bufs, 2, &recvd, &flags, &rov, NULL) == 0 && recvd == 3 && memcmp(b1, "abc", 3) == 0);
+    {
+        ULONG_PTR k;
+        LPOVERLAPPED o;
+        CHECK_FAILS_WITH(GetQueuedCompletionStatus(port, &bytes, &k, &o, 0), WAIT_TIMEOUT); /* no packets */
+    }
+    memset(&rov, 0, sizeof rov);
+    CHECK(WSARecv(s6, bufs, 2, &recvd, &flags, &rov, NULL) == SOCKET_ERROR && WSAGetLastError() == WSA_IO_PENDING);
+    CHECK(send(client, "later", 5, 0) == 5);
+    CHECK(next(&rov, 8, &bytes) && bytes == 5);
+    CHECK(closesocket(s6) == 0 && closesocket(client) == 0);
+
     /* AcceptEx fetched the Windows way, through WSAIoctl; ConnectEx with a first block. */
     GUID gaccept = WSAID_ACCEPTEX, gconnect = WSAID_CONNECTEX;
     LPFN_ACCEPTEX pAcceptEx = NULL;
