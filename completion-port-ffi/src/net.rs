@@ -203,7 +203,8 @@ pub unsafe extern "C" fn iocp_socket(af: c_int, type_: c_int, protocol: c_int) -
     unsafe { WSASocketA(af, type_, protocol, std::ptr::null_mut(), 0, 0) }
 }
 
-/// `closesocket`: pending operations complete with `ERROR_OPERATION_ABORTED`.
+/// `closesocket`: pending operations complete with `ERROR_OPERATION_ABORTED`; a thread
+/// blocked in `accept` on it returns `INVALID_SOCKET` with `WSAEINTR`, as on Windows.
 ///
 /// # Safety
 ///
@@ -211,8 +212,29 @@ pub unsafe extern "C" fn iocp_socket(af: c_int, type_: c_int, protocol: c_int) -
 #[no_mangle]
 pub unsafe extern "C" fn closesocket(s: SOCKET) -> c_int {
     wsa(|| {
-        table::socket(s)?;
+        let o = table::socket(s)?;
         table::remove(s);
+        o.with_fd(|fd| {
+            let mut listening: c_int = 0;
+            let mut len = size_of::<c_int>() as libc::socklen_t;
+            // SAFETY: `listening` and `len` are writable and describe each other.
+            let r = unsafe {
+                libc::getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_ACCEPTCONN,
+                    (&raw mut listening).cast(),
+                    &mut len,
+                )
+            };
+            if r == 0 && listening != 0 {
+                // Wakes a thread blocked in accept() on it (the descriptor itself closes
+                // when that thread lets go of the object). Only listeners: on a
+                // connection, shutting down first would turn a reset into a graceful close.
+                // SAFETY: plain system call on an open descriptor.
+                unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            }
+        });
         Ok(0)
     })
 }
@@ -284,7 +306,9 @@ pub unsafe extern "C" fn iocp_accept(s: SOCKET, addr: *mut c_void, addrlen: *mut
                 // SAFETY: `ss` and `n` are writable and describe each other.
                 check(unsafe { libc::accept4(fd, (&raw mut ss).cast(), &mut n, libc::SOCK_CLOEXEC) })
             })
-        })?;
+        })
+        // Closed by another thread while this one waited.
+        .map_err(|e| if table::socket(s).is_err() { WSAEINTR } else { e })?;
         let sock = new_socket(fd);
         // SAFETY: contract.
         if let Err(e) = unsafe { addr_out(&ss, n, addr, addrlen) } {

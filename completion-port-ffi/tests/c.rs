@@ -6,11 +6,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The directory cargo put this crate's libraries in (`target/<profile>`).
-fn lib_dir() -> PathBuf {
+/// This crate's static library as cargo built it for this test run: `cargo test` leaves
+/// it in `target/<profile>/deps/` (only `cargo build` copies it up to
+/// `target/<profile>/`, where it may be stale).
+fn static_lib() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/c-<hash>
-    exe.parent().and_then(Path::parent).expect("target directory").to_path_buf()
+    let deps = exe.parent().expect("deps directory");
+    let fresh = deps.join("libiocp.a");
+    if fresh.exists() {
+        return fresh;
+    }
+    deps.parent().expect("target directory").join("libiocp.a")
 }
 
 fn have(tool: &str) -> bool {
@@ -20,7 +26,7 @@ fn have(tool: &str) -> bool {
 /// Compiles `src` with `compiler` (`cc` or `c++`), linking `libiocp.a`.
 fn build(compiler: &str, src: &Path, out: &Path) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lib = lib_dir().join("libiocp.a");
+    let lib = static_lib();
     assert!(lib.exists(), "{} is missing: cargo builds it with the library", lib.display());
     let mut cmd = Command::new(compiler);
     if compiler == "cc" {

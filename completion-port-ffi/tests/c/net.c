@@ -10,6 +10,12 @@
 static HANDLE port;
 static struct sockaddr_in where;
 
+static DWORD WINAPI blocked_accept(LPVOID arg) {
+    SOCKET l = (SOCKET)arg;
+    SOCKET s = accept(l, NULL, NULL);
+    return s == INVALID_SOCKET ? (DWORD)WSAGetLastError() : 0;
+}
+
 static SOCKET connect_client(void) {
     SOCKET c = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
     CHECK(c != INVALID_SOCKET);
@@ -266,6 +272,22 @@ int main(void) {
     }
     CHECK(seen == 3);
     CHECK(closesocket(u1) == 0 && closesocket(u2) == 0);
+
+    /* closesocket wakes a thread blocked in accept on that socket: WSAEINTR. */
+    SOCKET l2 = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    struct sockaddr_in any2;
+    memset(&any2, 0, sizeof any2);
+    any2.sin_family = AF_INET;
+    any2.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(bind(l2, (struct sockaddr *)&any2, sizeof any2) == 0 && listen(l2, 1) == 0);
+    HANDLE acc = CreateThread(NULL, 0, blocked_accept, (LPVOID)l2, 0, NULL);
+    Sleep(100);
+    CHECK(WaitForSingleObject(acc, 0) == WAIT_TIMEOUT);
+    CHECK(closesocket(l2) == 0);
+    CHECK(WaitForSingleObject(acc, 10000) == WAIT_OBJECT_0);
+    DWORD acc_code;
+    CHECK(GetExitCodeThread(acc, &acc_code) && acc_code == WSAEINTR);
+    CloseHandle(acc);
 
     /* Bad sockets. */
     CHECK(closesocket((SOCKET)0x1234) == SOCKET_ERROR && WSAGetLastError() == WSAENOTSOCK);
