@@ -289,6 +289,33 @@ int main(void) {
     CHECK(GetExitCodeThread(acc, &acc_code) && acc_code == WSAEINTR);
     CloseHandle(acc);
 
+    /* GQCSEx delivers a failed operation as an entry whose OVERLAPPED holds the status. */
+    SOCKET s7 = accept_ex(listener, &client, 9);
+    memset(&rov, 0, sizeof rov);
+    CHECK(WSARecv(s7, bufs, 2, NULL, &flags, &rov, NULL) == SOCKET_ERROR && WSAGetLastError() == WSA_IO_PENDING);
+    CHECK(CancelIoEx((HANDLE)s7, NULL));
+    {
+        OVERLAPPED_ENTRY e[4];
+        ULONG removed = 0;
+        CHECK(GetQueuedCompletionStatusEx(port, e, 4, &removed, 5000, FALSE));
+        CHECK(removed == 1 && e[0].lpOverlapped == &rov && e[0].lpCompletionKey == 9);
+        CHECK(e[0].dwNumberOfBytesTransferred == 0 && rov.Internal == STATUS_CANCELLED);
+    }
+    CHECK(closesocket(s7) == 0 && closesocket(client) == 0);
+
+    /* Closing a port with a receive pending, then its socket: nothing leaks (valgrind). */
+    HANDLE p2 = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 0);
+    SOCKET c8 = connect_client();
+    SOCKET s8 = accept(listener, NULL, NULL);
+    CHECK(s8 != INVALID_SOCKET);
+    CHECK(CreateIoCompletionPort((HANDLE)s8, p2, 10, 0) == p2);
+    static OVERLAPPED leak_ov;
+    static char leak_buf[4096];
+    WSABUF lb = {sizeof leak_buf, leak_buf};
+    CHECK(WSARecv(s8, &lb, 1, NULL, &flags, &leak_ov, NULL) == SOCKET_ERROR && WSAGetLastError() == WSA_IO_PENDING);
+    CHECK(CloseHandle(p2));
+    CHECK(closesocket(s8) == 0 && closesocket(c8) == 0);
+
     /* Bad sockets. */
     CHECK(closesocket((SOCKET)0x1234) == SOCKET_ERROR && WSAGetLastError() == WSAENOTSOCK);
     CHECK(closesocket(s) == SOCKET_ERROR && WSAGetLastError() == WSAENOTSOCK);
