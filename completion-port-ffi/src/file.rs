@@ -131,7 +131,7 @@ pub(crate) fn submit_read(
 fn started(
     obj: &Arc<IoObj>,
     ov: usize,
-    mut pending: std::sync::MutexGuard<'_, std::collections::HashMap<usize, completion_port::OpId<Ctx>>>,
+    mut pending: std::sync::MutexGuard<'_, crate::table::WordMap<completion_port::OpId<Ctx>>>,
     r: Result<Started<Ctx>, completion_port::SubmitError<Ctx>>,
 ) -> Result<u32, u32> {
     match r {

@@ -59,6 +59,13 @@ thread_local! {
     static LAST_PORT: Cell<usize> = const { Cell::new(0) };
 }
 
+/// The port `h` refers to, remembered as the port whose concurrency value this thread's
+/// blocking calls release.
+fn waited_port(h: usize) -> Result<CompletionPort<Ctx>, u32> {
+    let _ = LAST_PORT.try_with(|c| c.set(h));
+    table::port(h)
+}
+
 /// Runs `f`, which blocks, without counting against the concurrency value of the port
 /// this thread last took a packet from.
 pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
@@ -305,8 +312,7 @@ pub unsafe extern "C" fn GetQueuedCompletionStatus(
         // SAFETY: checked non-null; the caller passes writable pointers.
         unsafe { *lpOverlapped = std::ptr::null_mut() };
         let h = hval(CompletionPort);
-        let port = table::port(h)?;
-        let _ = LAST_PORT.try_with(|c| c.set(h));
+        let port = waited_port(h)?;
         let t = timeout(dwMilliseconds);
         let start = Instant::now();
         loop {
@@ -352,8 +358,7 @@ pub unsafe extern "C" fn GetQueuedCompletionStatusEx(
         // SAFETY: checked non-null; the caller passes a writable count.
         unsafe { *ulNumEntriesRemoved = 0 };
         let h = hval(CompletionPort);
-        let port = table::port(h)?;
-        let _ = LAST_PORT.try_with(|c| c.set(h));
+        let port = waited_port(h)?;
         let t = timeout(dwMilliseconds);
         let start = Instant::now();
         loop {

@@ -10,9 +10,34 @@ use crate::port::Ctx;
 use crate::sync::{EventObj, ThreadObj};
 use completion_port::{CompletionPort, Handle, OpId};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
+
+/// A hasher for keys that are handle values or addresses: they are distinct words
+/// already, so one multiplication spreads them (SipHash would cost more than the lookup).
+#[derive(Default)]
+pub(crate) struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+    }
+}
+
+/// A map keyed by handle values or addresses.
+pub(crate) type WordMap<V> = HashMap<usize, V, BuildHasherDefault<WordHasher>>;
 
 /// What a handle value refers to.
 #[derive(Clone)]
@@ -37,7 +62,7 @@ pub(crate) struct IoObj {
     /// The association, once `CreateIoCompletionPort` has made it.
     pub(crate) assoc: Mutex<Option<Assoc>>,
     /// Operations in flight, by the address of their `OVERLAPPED` (for `CancelIoEx`).
-    pub(crate) pending: Mutex<HashMap<usize, OpId<Ctx>>>,
+    pub(crate) pending: Mutex<WordMap<OpId<Ctx>>>,
     /// `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` was set.
     pub(crate) skip_on_success: AtomicBool,
 }
@@ -59,7 +84,7 @@ impl IoObj {
             fd: RwLock::new(fd),
             socket,
             assoc: Mutex::new(None),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(WordMap::default()),
             skip_on_success: AtomicBool::new(false),
         }
     }
@@ -94,7 +119,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-static TABLE: LazyLock<RwLock<HashMap<usize, Obj>>> = LazyLock::new(|| RwLock::new(HashMap::new()));
+static TABLE: LazyLock<RwLock<WordMap<Obj>>> = LazyLock::new(|| RwLock::new(WordMap::default()));
 static NEXT: AtomicUsize = AtomicUsize::new(0x100);
 
 /// Enters an object in the table and returns its new handle value.
