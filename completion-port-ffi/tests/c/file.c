@@ -98,6 +98,15 @@ int main(void) {
     CHECK(ReadFile(g, buf, 10, &n, NULL) && n == 10 && buf[0] == 'a');
     CHECK(CloseHandle(g));
 
+    /* CreateIoCompletionPort(file, NULL, ...) creates a port and associates the file. */
+    HANDLE h3 = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, FILE_FLAG_OVERLAPPED, NULL);
+    HANDLE own = CreateIoCompletionPort(h3, NULL, 5, 1);
+    CHECK(own != NULL && own != port);
+    memset(&r, 0, sizeof r);
+    CHECK_FAILS_WITH(ReadFile(h3, buf, 4, NULL, &r), ERROR_IO_PENDING);
+    CHECK(GetQueuedCompletionStatus(own, &bytes, &key, &got, 5000) && got == &r && key == 5 && bytes == 4);
+    CHECK(CloseHandle(h3) && CloseHandle(own));
+
     CHECK(CloseHandle(port));
     unlink(path);
     DONE("file");

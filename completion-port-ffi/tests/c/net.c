@@ -197,6 +197,16 @@ int main(void) {
     CHECK(next(&rov, 8, &bytes) && bytes == 5);
     CHECK(closesocket(s6) == 0 && closesocket(client) == 0);
 
+    /* A zero-byte receive completes (TRUE, 0 bytes) once data is there, consuming none. */
+    SOCKET s9 = accept_ex(listener, &client, 11);
+    WSABUF zero = {0, NULL};
+    memset(&rov, 0, sizeof rov);
+    CHECK(WSARecv(s9, &zero, 1, NULL, &flags, &rov, NULL) == SOCKET_ERROR && WSAGetLastError() == WSA_IO_PENDING);
+    CHECK(send(client, "zb", 2, 0) == 2);
+    CHECK(next(&rov, 11, &bytes) && bytes == 0);
+    CHECK(recv(s9, got, sizeof got, 0) == 2 && memcmp(got, "zb", 2) == 0);
+    CHECK(closesocket(s9) == 0 && closesocket(client) == 0);
+
     /* AcceptEx fetched the Windows way, through WSAIoctl; ConnectEx with a first block. */
     GUID gaccept = WSAID_ACCEPTEX, gconnect = WSAID_CONNECTEX;
     LPFN_ACCEPTEX pAcceptEx = NULL;
