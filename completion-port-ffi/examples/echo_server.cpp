@@ -22,6 +22,7 @@
 #include <Windows.h>
 #include <WinSock2.h>
 #include <mswsock.h>
+#pragma comment(lib, "ws2_32.lib")  // as in the seed: ignored here (see include/compat)
 
 enum Op { OP_ACCEPT, OP_RECV, OP_SEND };
 
@@ -142,6 +143,10 @@ int main(int argc, char **argv) {
     // 1. The completion port.
     HANDLE hPort = CreateIoCompletionPort(INVALID_HANDLE_VALUE, 0, 0, 2);
     hDone = CreateEvent(NULL, TRUE, FALSE, NULL);
+
+    SYSTEM_INFO si;
+    GetSystemInfo(&si);
+    printf("%lu processors; 2 workers, concurrency 2\n", (unsigned long)si.dwNumberOfProcessors);
 
     // 2. Threads that wait on the port.
     HANDLE h[2];

@@ -337,3 +337,75 @@ pub extern "C" fn WSAGetLastError() -> i32 {
 pub extern "C" fn WSASetLastError(iError: i32) {
     error::set_last(iError as u32)
 }
+
+/// `SYSTEM_INFO`, as `iocp.h` declares it.
+#[repr(C)]
+pub struct SYSTEM_INFO {
+    /// `wProcessorArchitecture` and `wReserved` (or the obsolete `dwOemId`).
+    pub dwOemId: u32,
+    /// Page size.
+    pub dwPageSize: u32,
+    /// Lowest application address.
+    pub lpMinimumApplicationAddress: *mut c_void,
+    /// Highest application address.
+    pub lpMaximumApplicationAddress: *mut c_void,
+    /// One bit per processor the process may run on (the first 64).
+    pub dwActiveProcessorMask: usize,
+    /// Logical processors the process may run on.
+    pub dwNumberOfProcessors: u32,
+    /// Obsolete.
+    pub dwProcessorType: u32,
+    /// Allocation granularity (the page size here).
+    pub dwAllocationGranularity: u32,
+    /// Architecture-dependent.
+    pub wProcessorLevel: u16,
+    /// Architecture-dependent.
+    pub wProcessorRevision: u16,
+}
+
+/// `GetSystemInfo`: `dwNumberOfProcessors` is the number of logical CPUs this process may
+/// run on (what servers size their worker pools by); the page size is the system's.
+///
+/// # Safety
+///
+/// `lpSystemInfo` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn GetSystemInfo(lpSystemInfo: *mut SYSTEM_INFO) {
+    ffi((), || {
+        if lpSystemInfo.is_null() {
+            return Err(ERROR_INVALID_PARAMETER);
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // SAFETY: plain query.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
+        let arch: u32 = if cfg!(target_arch = "x86_64") {
+            9 // PROCESSOR_ARCHITECTURE_AMD64
+        } else if cfg!(target_arch = "aarch64") {
+            12 // PROCESSOR_ARCHITECTURE_ARM64
+        } else {
+            0xffff // PROCESSOR_ARCHITECTURE_UNKNOWN
+        };
+        let info = SYSTEM_INFO {
+            dwOemId: arch,
+            dwPageSize: page,
+            lpMinimumApplicationAddress: 0x10000 as *mut c_void,
+            lpMaximumApplicationAddress: 0x7fff_ffff_ffff_usize as *mut c_void,
+            dwActiveProcessorMask: if cpus >= 64 { usize::MAX } else { (1usize << cpus) - 1 },
+            dwNumberOfProcessors: cpus as u32,
+            dwProcessorType: 0,
+            dwAllocationGranularity: page,
+            wProcessorLevel: 0,
+            wProcessorRevision: 0,
+        };
+        // SAFETY: non-null; the caller passes a writable SYSTEM_INFO.
+        unsafe { lpSystemInfo.write(info) };
+        Ok(())
+    })
+}
+
+/// `GetCurrentThreadId`: the kernel's thread id.
+#[no_mangle]
+pub extern "C" fn GetCurrentThreadId() -> DWORD {
+    // SAFETY: plain system call.
+    (unsafe { libc::gettid() }) as DWORD
+}

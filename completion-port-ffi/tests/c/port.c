@@ -201,6 +201,13 @@ int main(void) {
     CloseHandle(ev);
     CloseHandle(auto_ev);
 
+    /* System information: at least one processor, a page size; thread ids differ. */
+    SYSTEM_INFO si;
+    ZeroMemory(&si, sizeof si);
+    GetSystemInfo(&si);
+    CHECK(si.dwNumberOfProcessors >= 1 && si.dwPageSize >= 4096 && si.dwActiveProcessorMask != 0);
+    CHECK(GetCurrentThreadId() != 0);
+
     /* Last error is per thread. */
     SetLastError(1234);
     CHECK(GetLastError() == 1234 && WSAGetLastError() == 1234);
