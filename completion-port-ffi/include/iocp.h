@@ -491,6 +491,8 @@ int iocp_shutdown(SOCKET s, int how);
 int iocp_send(SOCKET s, const char *buf, int len, int flags);
 int iocp_recv(SOCKET s, char *buf, int len, int flags);
 int iocp_inet_pton(int family, const char *src, void *dst);
+const char *iocp_inet_ntop(int family, const void *src, char *dst, size_t size);
+const char *iocp_inet_ntoa(ULONG s_addr_network_order);
 
 static inline SOCKET socket(int af, int type, int protocol) { return iocp_socket(af, type, protocol); }
 static inline int bind(SOCKET s, const struct sockaddr *name, int namelen) { return iocp_bind(s, name, namelen); }
@@ -515,6 +517,16 @@ static inline int shutdown(SOCKET s, int how) { return iocp_shutdown(s, how); }
 static inline int send(SOCKET s, const char *buf, int len, int flags) { return iocp_send(s, buf, len, flags); }
 static inline int recv(SOCKET s, char *buf, int len, int flags) { return iocp_recv(s, buf, len, flags); }
 static inline int inet_pton(int family, const char *src, void *dst) { return iocp_inet_pton(family, src, dst); }
+static inline const char *inet_ntop(int family, const void *src, char *dst, size_t size) {
+    return iocp_inet_ntop(family, src, dst, size);
+}
+static inline char *inet_ntoa(struct in_addr in) { return (char *)iocp_inet_ntoa(in.S_un.S_addr); }
+#define InetPtonA inet_pton
+#define InetPton inet_pton
+#define InetNtopA inet_ntop
+#define InetNtop inet_ntop
+#define INET_ADDRSTRLEN 22
+#define INET6_ADDRSTRLEN 65
 static inline ULONG inet_addr(const char *cp) {
     ULONG a;
     return iocp_inet_pton(AF_INET, cp, &a) == 1 ? a : INADDR_NONE;

@@ -1188,3 +1188,73 @@ pub unsafe extern "C" fn WSAIoctl(
         Ok(0)
     })
 }
+
+/// `inet_ntop` for `AF_INET` (2) and `AF_INET6` (23): writes the text form and returns
+/// `dst`, or NULL (`WSAEINVAL` for a buffer too small, `WSAEAFNOSUPPORT`).
+///
+/// # Safety
+///
+/// `src` is readable (4 or 16 bytes); `dst` is writable for `size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn iocp_inet_ntop(
+    family: c_int,
+    src: *const c_void,
+    dst: *mut c_char,
+    size: usize,
+) -> *const c_char {
+    ffi(std::ptr::null(), || {
+        if src.is_null() || dst.is_null() {
+            return Err(WSAEFAULT);
+        }
+        let text = match family {
+            libc::AF_INET => {
+                let mut b = [0u8; 4];
+                // SAFETY: readable for 4 bytes (contract).
+                unsafe { std::ptr::copy_nonoverlapping(src.cast::<u8>(), b.as_mut_ptr(), 4) };
+                std::net::Ipv4Addr::from(b).to_string()
+            }
+            f if f == c_int::from(WIN_AF_INET6) => {
+                let mut b = [0u8; 16];
+                // SAFETY: readable for 16 bytes (contract).
+                unsafe { std::ptr::copy_nonoverlapping(src.cast::<u8>(), b.as_mut_ptr(), 16) };
+                std::net::Ipv6Addr::from(b).to_string()
+            }
+            _ => return Err(WSAEAFNOSUPPORT),
+        };
+        if text.len() + 1 > size {
+            return Err(WSAEINVAL);
+        }
+        // SAFETY: `dst` is writable for `size > text.len()` bytes (contract).
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), dst.cast::<u8>(), text.len());
+            *dst.add(text.len()) = 0;
+        }
+        Ok(dst.cast_const())
+    })
+}
+
+std::thread_local! {
+    /// `inet_ntoa`'s result: one buffer per thread, overwritten by the next call, as on
+    /// Windows.
+    static NTOA: std::cell::UnsafeCell<[c_char; 16]> = const { std::cell::UnsafeCell::new([0; 16]) };
+}
+
+/// `inet_ntoa`: the dotted form of an IPv4 address (network byte order), in a per-thread
+/// buffer valid until the thread's next call.
+#[no_mangle]
+pub extern "C" fn iocp_inet_ntoa(s_addr: u32) -> *const c_char {
+    ffi(std::ptr::null(), || {
+        let text = std::net::Ipv4Addr::from(u32::from_be(s_addr)).to_string();
+        NTOA.try_with(|b| {
+            let p = b.get().cast::<c_char>();
+            // SAFETY: the buffer is this thread's; at most 15 characters and the NUL fit in
+            // its 16 bytes; no reference to it is alive (C holds only the pointer).
+            unsafe {
+                std::ptr::copy_nonoverlapping(text.as_ptr().cast::<c_char>(), p, text.len());
+                *p.add(text.len()) = 0;
+            }
+            p.cast_const()
+        })
+        .map_err(|_| ERROR_INTERNAL_ERROR)
+    })
+}

@@ -326,6 +326,21 @@ int main(void) {
     CHECK(CloseHandle(p2));
     CHECK(closesocket(s8) == 0 && closesocket(c8) == 0);
 
+    /* Address text both ways. */
+    {
+        char text[INET6_ADDRSTRLEN];
+        struct in_addr a4;
+        struct in6_addr a6;
+        CHECK(inet_pton(AF_INET, "10.1.2.3", &a4) == 1 && a4.S_un.S_un_b.s_b1 == 10 && a4.S_un.S_un_b.s_b4 == 3);
+        CHECK(inet_pton(AF_INET, "10.1.2", &a4) == 0);
+        CHECK(strcmp(inet_ntop(AF_INET, &a4, text, sizeof text), "10.1.2.3") == 0);
+        CHECK(strcmp(inet_ntoa(a4), "10.1.2.3") == 0);
+        CHECK(InetPtonA(AF_INET6, "::1", &a6) == 1 && a6.s6_addr[15] == 1);
+        CHECK(strcmp(InetNtopA(AF_INET6, &a6, text, sizeof text), "::1") == 0);
+        CHECK(inet_ntop(AF_INET, &a4, text, 4) == NULL && WSAGetLastError() == WSAEINVAL);
+        CHECK(inet_addr("127.0.0.1") == htonl(INADDR_LOOPBACK) && inet_addr("nope") == INADDR_NONE);
+    }
+
     /* Bad sockets. */
     CHECK(closesocket((SOCKET)0x1234) == SOCKET_ERROR && WSAGetLastError() == WSAENOTSOCK);
     CHECK(closesocket(s) == SOCKET_ERROR && WSAGetLastError() == WSAENOTSOCK);

@@ -51,6 +51,8 @@ static const fnptr every_function[] = {
     (fnptr)iocp_getpeername,
     (fnptr)iocp_getsockname,
     (fnptr)iocp_getsockopt,
+    (fnptr)iocp_inet_ntoa,
+    (fnptr)iocp_inet_ntop,
     (fnptr)iocp_inet_pton,
     (fnptr)iocp_listen,
     (fnptr)iocp_recv,
