@@ -240,6 +240,13 @@ impl<C: Send + 'static> Handle<C> {
         let Some(driver) = self.o.port.existing_driver() else {
             return Err(SubmitError::new(crate::sys::closed_error(), context, buffer));
         };
+        // A positional write on a socket is a send (the offset means nothing there, F5),
+        // with MSG_NOSIGNAL: a peer that is gone must fail the operation with EPIPE, not
+        // kill the process with SIGPIPE, as `write` on a socket would.
+        let request = match (request, self.o.shared.kind) {
+            (Request::WriteAt { .. }, FdKind::Stream | FdKind::Datagram) => Request::Send,
+            (request, _) => request,
+        };
         self.o.shared.pending.fetch_add(1, Ordering::SeqCst);
         let op =
             OpData { handle: Arc::clone(&self.o.shared), key: self.o.shared.key, request, buffer, context };

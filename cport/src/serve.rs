@@ -62,6 +62,10 @@ pub struct Args {
     /// idle client that never sends holds no buffer either way).
     #[arg(long)]
     zero_byte_receive: bool,
+    /// Most packets a worker takes from the port at once (GetQueuedCompletionStatusEx's
+    /// count). A smaller batch spreads a burst of completions over more workers.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    batch: u32,
     /// Accepts kept in flight on the listener.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=4096))]
     accepts: u16,
@@ -136,6 +140,7 @@ struct Server {
     buffer_size: usize,
     eager: bool,
     zero_byte_receive: bool,
+    batch: usize,
     idle_timeout: Option<Duration>,
     started: Instant,
     /// Connection slots and the accepts that wait for one.
@@ -272,6 +277,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         buffer_size: args.buffer_size as usize,
         eager: args.eager,
         zero_byte_receive: args.zero_byte_receive,
+        batch: args.batch as usize,
         idle_timeout: args.idle_timeout,
         started: Instant::now(),
         slots: Mutex::new(Slots::default()),
@@ -426,10 +432,10 @@ impl Server {
     }
 
     fn worker(self: &Arc<Self>) {
-        let mut batch = Vec::with_capacity(64);
+        let mut batch = Vec::with_capacity(self.batch);
         loop {
             batch.clear();
-            match self.port.get_many_into(&mut batch, 64, None) {
+            match self.port.get_many_into(&mut batch, self.batch, None) {
                 Ok(_) => {
                     // The operations this batch starts go to the kernel in one system call,
                     // when the section ends (nothing in it waits for them).

@@ -6,6 +6,8 @@ mod bad_input;
 mod chaos;
 mod common;
 mod file;
+mod fuzz;
+mod fuzz_interp;
 mod lifecycle;
 mod net;
 mod pool;

@@ -300,3 +300,26 @@ fn h9_completion_does_not_wait_for_a_spinning_submitter() {
     assert_eq!(getter.join().unwrap(), "recv");
     assert!(spinner.join().unwrap(), "the packet arrived while its submitter was still spinning");
 }
+
+// docs/semantics.md F5, N2 (found by the fuzz target): `write_at` on a socket whose peer is
+// gone fails with an error packet; it never raises SIGPIPE, which kills a program that has
+// not ignored it (any C program, or a Rust one built to keep the default).
+#[test]
+fn f5_write_at_on_a_socket_whose_peer_is_gone_raises_no_sigpipe() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let raised = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGPIPE, Arc::clone(&raised)).unwrap();
+    let port = CompletionPort::<u32>::new(1);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (ours, _) = listener.accept().unwrap();
+    socket2::SockRef::from(&peer).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(peer); // a reset: the next writes fail with ECONNRESET, then EPIPE
+    let h = port.associate(ours, 1).unwrap();
+    for i in 0..4 {
+        h.write_at(vec![1u8; 16], 0, i).unwrap();
+        let p = port.get(Some(PROMPT)).unwrap();
+        assert!(p.result.is_err(), "a write to a reset connection succeeded");
+    }
+    assert!(!raised.load(Ordering::SeqCst), "write_at on a socket raised SIGPIPE");
+}
