@@ -1,0 +1,432 @@
+//! Completion ports: `CreateIoCompletionPort`, `GetQueuedCompletionStatus(Ex)`,
+//! `PostQueuedCompletionStatus`, `CloseHandle`, and the delivery of I/O packets (copying
+//! received bytes into the caller's buffers, filling its `OVERLAPPED`).
+
+use crate::error::code::*;
+use crate::error::{self, ffi, status};
+use crate::table::{self, lock, Assoc, IoObj, Obj};
+use crate::types::*;
+use completion_port::{CompletionPort, GetError, Handle, Parts};
+use std::cell::Cell;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// The per-operation context every packet of a C port carries: the caller's `OVERLAPPED`
+/// address and what delivery must do with the operation's result.
+pub struct Ctx {
+    /// Address of the caller's `OVERLAPPED` (or the pointer given to `post`).
+    pub(crate) ov: usize,
+    /// What kind of operation, and where its bytes go.
+    pub(crate) op: Op,
+    /// The object the operation runs on (weak: a packet never keeps a closed socket open).
+    pub(crate) obj: Weak<IoObj>,
+    /// The object is a socket (errors are mapped the way Windows maps socket errors).
+    pub(crate) socket: bool,
+}
+
+/// What delivery does for each kind of operation.
+pub(crate) enum Op {
+    /// `PostQueuedCompletionStatus`: delivered untouched.
+    Posted,
+    /// `ReadFile`/`WSARecv`: copy the bytes into these `(address, length)` buffers.
+    /// `file`: a read of 0 bytes is end of file (`ERROR_HANDLE_EOF`).
+    Read { bufs: Vec<(usize, usize)>, file: bool },
+    /// `WriteFile`/`WSASend`; `done` bytes were sent by earlier parts of a partial send.
+    Write { done: usize },
+    /// `AcceptEx`: the connection goes into `target`; the addresses into `buf`.
+    Accept(crate::net::AcceptInfo),
+    /// `AcceptEx` with a receive: the first data block, received through `tmp`.
+    AcceptData { tmp: Handle<Ctx>, info: crate::net::AcceptInfo },
+    /// `WSARecvFrom`: as `Read`, and the sender's address goes to `from` (a `sockaddr`
+    /// of `*fromlen` bytes; both addresses may be 0).
+    RecvFrom { bufs: Vec<(usize, usize)>, from: usize, fromlen: usize },
+    /// `ConnectEx`: once connected, `send` (if not empty) is sent under the same
+    /// `OVERLAPPED`, and the packet carries its byte count.
+    Connect { send: Vec<u8> },
+}
+
+impl Ctx {
+    pub(crate) fn new(ov: usize, op: Op, obj: &Arc<IoObj>) -> Self {
+        Self { ov, op, obj: Arc::downgrade(obj), socket: obj.socket }
+    }
+}
+
+thread_local! {
+    /// The port this thread last took a packet from: the shim's own blocking calls
+    /// (`Sleep`, `WaitForSingleObject`, synchronous socket calls) stop counting against
+    /// its concurrency value while they block (docs/semantics.md P9).
+    static LAST_PORT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The port `h` refers to, remembered as the port whose concurrency value this thread's
+/// blocking calls release.
+fn waited_port(h: usize) -> Result<CompletionPort<Ctx>, u32> {
+    let _ = LAST_PORT.try_with(|c| c.set(h));
+    table::port(h)
+}
+
+/// Runs `f`, which blocks, without counting against the concurrency value of the port
+/// this thread last took a packet from.
+pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    let h = LAST_PORT.try_with(Cell::get).unwrap_or(0);
+    match table::get(h) {
+        Some(Obj::Port(p)) => {
+            let _guard = p.blocking_guard();
+            f()
+        }
+        _ => f(),
+    }
+}
+
+/// A packet ready for the caller.
+pub(crate) struct Delivered {
+    key: usize,
+    ov: usize,
+    /// Bytes transferred.
+    pub(crate) bytes: u32,
+    /// 0 for success, else the Win32 code.
+    pub(crate) error: u32,
+}
+
+/// Finishes an operation: records its outcome in the caller's `OVERLAPPED` and sets its
+/// event. `error` 0 is success.
+pub(crate) fn finish(ov: usize, bytes: usize, error: u32) {
+    let st = if error == 0 { status::STATUS_SUCCESS } else { error::to_ntstatus(error) };
+    if ov == 0 {
+        return;
+    }
+    // SAFETY: `ov` was given with the operation; the caller keeps it alive until its
+    // packet is delivered, which is now (Windows' contract for overlapped I/O).
+    let (event, ..) = unsafe { read_overlapped(ov) };
+    // SAFETY: as above.
+    unsafe { write_overlapped(ov, st, bytes) };
+    crate::sync::signal_event(event & !1);
+}
+
+/// Turns a packet into what the caller receives, or `None` if the shim continued the
+/// operation (the rest of a partial send, the receive of an `AcceptEx`) and the caller
+/// gets nothing yet.
+pub(crate) fn deliver(c: completion_port::Completion<Ctx>) -> Option<Delivered> {
+    let Parts { key, result, context, buffer, accepted, addr } = c.into_all_parts();
+    let Ctx { ov, op, obj, socket } = context;
+    if let Op::Posted = op {
+        return Some(Delivered { key, ov, bytes: result.unwrap_or(0) as u32, error: 0 });
+    }
+    let o = obj.upgrade();
+    if let Some(o) = &o {
+        lock(&o.pending).remove(&ov);
+    }
+    let mut error = match &result {
+        Ok(_) => 0,
+        Err(e) => error::from_io(e, socket),
+    };
+    let mut bytes = *result.as_ref().unwrap_or(&0);
+    match op {
+        Op::Posted => unreachable!("handled above"),
+        Op::Read { bufs, file } => {
+            if error == 0 {
+                let data = buffer.as_deref().unwrap_or(&[]);
+                scatter(&data[..bytes.min(data.len())], &bufs);
+                let asked: usize = bufs.iter().map(|b| b.1).sum();
+                if bytes == 0 && file && asked > 0 {
+                    error = ERROR_HANDLE_EOF;
+                }
+            }
+        }
+        Op::RecvFrom { bufs, from, fromlen } => {
+            if error == 0 {
+                let data = buffer.as_deref().unwrap_or(&[]);
+                scatter(&data[..bytes.min(data.len())], &bufs);
+                if let Some(a) = addr {
+                    crate::net::write_from(&a, from, fromlen);
+                }
+            }
+        }
+        Op::Connect { send } => {
+            bytes = 0;
+            if error == 0 && !send.is_empty() {
+                if let Some((o, h)) = o.as_ref().and_then(|o| o.handle().map(|h| (o, h))) {
+                    let ctx = Ctx::new(ov, Op::Write { done: 0 }, o);
+                    let mut pending = lock(&o.pending);
+                    match h.send(send, ctx) {
+                        Ok(id) => {
+                            pending.insert(ov, id);
+                            return None;
+                        }
+                        Err(e) => error = error::from_io(&e.into_parts().0, true),
+                    }
+                }
+            }
+        }
+        Op::Write { done } => {
+            if error == 0 {
+                let mut buf = buffer.unwrap_or_default();
+                if socket && bytes > 0 && bytes < buf.len() {
+                    // Windows completes an overlapped send when all of it is sent: send
+                    // the rest under the same OVERLAPPED.
+                    buf.drain(..bytes);
+                    if let Some((o, h)) = o.as_ref().and_then(|o| o.handle().map(|h| (o, h))) {
+                        let ctx = Ctx::new(ov, Op::Write { done: done + bytes }, o);
+                        let mut pending = lock(&o.pending);
+                        match h.send(buf, ctx) {
+                            Ok(id) => {
+                                pending.insert(ov, id);
+                                return None;
+                            }
+                            Err(e) => error = error::from_io(&e.into_parts().0, true),
+                        }
+                    }
+                }
+            }
+            bytes += done;
+        }
+        Op::Accept(info) => {
+            if error == 0 {
+                match crate::net::accepted(key, ov, info, accepted, o.as_ref()) {
+                    Ok(None) => return None,
+                    Ok(Some(())) => {}
+                    Err(code) => error = code,
+                }
+            }
+            bytes = 0;
+        }
+        Op::AcceptData { tmp, info } => {
+            drop(tmp);
+            if error == 0 {
+                let data = buffer.as_deref().unwrap_or(&[]);
+                bytes = bytes.min(data.len()).min(info.recv_len);
+                scatter(&data[..bytes], &[(info.buf, info.recv_len)]);
+            }
+        }
+    }
+    if error != 0 {
+        bytes = 0;
+    }
+    finish(ov, bytes, error);
+    Some(Delivered { key, ov, bytes: bytes as u32, error })
+}
+
+/// Copies `data` into the caller's buffers in order.
+fn scatter(mut data: &[u8], bufs: &[(usize, usize)]) {
+    for &(addr, len) in bufs {
+        if data.is_empty() {
+            break;
+        }
+        let n = len.min(data.len());
+        // SAFETY: `(addr, len)` is a buffer the caller gave with the operation and keeps
+        // alive until its packet is delivered (Windows' contract); `n <= len`, and the
+        // source is our own Vec, which cannot overlap it.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, n) };
+        data = &data[n..];
+    }
+}
+
+/// `dwMilliseconds` as a timeout.
+pub(crate) fn timeout(ms: DWORD) -> Option<Duration> {
+    (ms != INFINITE).then(|| Duration::from_millis(u64::from(ms)))
+}
+
+/// What is left of a timeout that started at `start`.
+fn remaining(t: Option<Duration>, start: Instant) -> Option<Duration> {
+    t.map(|t| t.saturating_sub(start.elapsed()))
+}
+
+/// Duplicates a descriptor (the library's handle owns the duplicate; the table keeps the
+/// original for the synchronous calls).
+fn dup(fd: i32) -> Result<OwnedFd, u32> {
+    // SAFETY: the descriptor is open for the duration of this call: the caller holds the
+    // object's read lock.
+    let b = unsafe { BorrowedFd::borrow_raw(fd) };
+    b.try_clone_to_owned().map_err(|e| error::from_io(&e, false))
+}
+
+/// Associates an object with a port under a key.
+fn associate(obj: &Arc<IoObj>, port: &CompletionPort<Ctx>, key: usize) -> Result<(), u32> {
+    let mut assoc = lock(&obj.assoc);
+    if assoc.is_some() {
+        return Err(ERROR_INVALID_PARAMETER);
+    }
+    let fd = obj.with_fd(dup)?;
+    let handle = port.associate(fd, key).map_err(|e| error::from_io(&e, obj.socket))?;
+    *assoc = Some(Assoc { port: port.clone(), key, handle });
+    Ok(())
+}
+
+/// `CreateIoCompletionPort`: creates a port (`FileHandle == INVALID_HANDLE_VALUE`), or
+/// associates a file or socket with a port under `CompletionKey`. Returns the port, or
+/// NULL with the last error set.
+///
+/// # Safety
+///
+/// Callable with any values: handles are checked against the table.
+#[no_mangle]
+pub unsafe extern "C" fn CreateIoCompletionPort(
+    FileHandle: HANDLE,
+    ExistingCompletionPort: HANDLE,
+    CompletionKey: usize,
+    NumberOfConcurrentThreads: DWORD,
+) -> HANDLE {
+    ffi(std::ptr::null_mut(), || {
+        let existing = hval(ExistingCompletionPort);
+        if FileHandle == INVALID_HANDLE_VALUE {
+            if existing != 0 {
+                return Err(ERROR_INVALID_PARAMETER);
+            }
+            let port = CompletionPort::new(NumberOfConcurrentThreads as usize);
+            return Ok(table::insert(Obj::Port(port)) as HANDLE);
+        }
+        let obj = table::io(hval(FileHandle))?;
+        if existing == 0 {
+            let port = CompletionPort::new(NumberOfConcurrentThreads as usize);
+            associate(&obj, &port, CompletionKey)?;
+            return Ok(table::insert(Obj::Port(port)) as HANDLE);
+        }
+        let port = table::port(existing)?;
+        associate(&obj, &port, CompletionKey)?;
+        Ok(ExistingCompletionPort)
+    })
+}
+
+/// `GetQueuedCompletionStatus`: waits up to `dwMilliseconds` for a packet.
+///
+/// TRUE: a successful operation or a posted packet. FALSE with `*lpOverlapped` set: a
+/// failed operation, its code in the last error. FALSE with `*lpOverlapped == NULL`:
+/// `WAIT_TIMEOUT`, or `ERROR_ABANDONED_WAIT_0` if the port was closed while waiting.
+///
+/// # Safety
+///
+/// The four out-pointers are NULL (refused with `ERROR_INVALID_PARAMETER`) or writable.
+#[no_mangle]
+pub unsafe extern "C" fn GetQueuedCompletionStatus(
+    CompletionPort: HANDLE,
+    lpNumberOfBytesTransferred: *mut DWORD,
+    lpCompletionKey: *mut usize,
+    lpOverlapped: *mut *mut OVERLAPPED,
+    dwMilliseconds: DWORD,
+) -> BOOL {
+    ffi(FALSE, || {
+        if lpNumberOfBytesTransferred.is_null() || lpCompletionKey.is_null() || lpOverlapped.is_null() {
+            return Err(ERROR_INVALID_PARAMETER);
+        }
+        // SAFETY: checked non-null; the caller passes writable pointers.
+        unsafe { *lpOverlapped = std::ptr::null_mut() };
+        let h = hval(CompletionPort);
+        let port = waited_port(h)?;
+        let t = timeout(dwMilliseconds);
+        let start = Instant::now();
+        loop {
+            let packet = match port.get(remaining(t, start)) {
+                Ok(p) => p,
+                Err(GetError::TimedOut) => return Err(WAIT_TIMEOUT),
+                Err(_) => return Err(ERROR_ABANDONED_WAIT_0),
+            };
+            let Some(d) = deliver(packet) else { continue };
+            // SAFETY: checked non-null; the caller passes writable pointers.
+            unsafe {
+                *lpNumberOfBytesTransferred = d.bytes;
+                *lpCompletionKey = d.key;
+                *lpOverlapped = d.ov as *mut OVERLAPPED;
+            }
+            return if d.error == 0 { Ok(TRUE) } else { Err(d.error) };
+        }
+    })
+}
+
+/// `GetQueuedCompletionStatusEx`: takes up to `ulCount` packets in one call. Failed
+/// operations are entries too (their status is in their `OVERLAPPED`'s `Internal`).
+/// `fAlertable` is ignored (there are no APCs).
+///
+/// # Safety
+///
+/// `lpCompletionPortEntries` points to `ulCount` writable entries; `ulNumEntriesRemoved`
+/// is writable.
+#[no_mangle]
+pub unsafe extern "C" fn GetQueuedCompletionStatusEx(
+    CompletionPort: HANDLE,
+    lpCompletionPortEntries: *mut OVERLAPPED_ENTRY,
+    ulCount: u32,
+    ulNumEntriesRemoved: *mut u32,
+    dwMilliseconds: DWORD,
+    fAlertable: BOOL,
+) -> BOOL {
+    let _ = fAlertable;
+    ffi(FALSE, || {
+        if lpCompletionPortEntries.is_null() || ulNumEntriesRemoved.is_null() || ulCount == 0 {
+            return Err(ERROR_INVALID_PARAMETER);
+        }
+        // SAFETY: checked non-null; the caller passes a writable count.
+        unsafe { *ulNumEntriesRemoved = 0 };
+        let h = hval(CompletionPort);
+        let port = waited_port(h)?;
+        let t = timeout(dwMilliseconds);
+        let start = Instant::now();
+        loop {
+            let packets = match port.get_many(ulCount as usize, remaining(t, start)) {
+                Ok(p) => p,
+                Err(GetError::TimedOut) => return Err(WAIT_TIMEOUT),
+                Err(_) => return Err(ERROR_ABANDONED_WAIT_0),
+            };
+            let mut n = 0usize;
+            for d in packets.into_iter().filter_map(deliver) {
+                let st = if d.error == 0 { 0 } else { error::to_ntstatus(d.error) };
+                let e = OVERLAPPED_ENTRY {
+                    lpCompletionKey: d.key,
+                    lpOverlapped: d.ov as *mut OVERLAPPED,
+                    Internal: st,
+                    dwNumberOfBytesTransferred: d.bytes,
+                };
+                // SAFETY: `n < ulCount` (get_many returns at most that many), and the
+                // caller's array holds `ulCount` entries.
+                unsafe { lpCompletionPortEntries.add(n).write(e) };
+                n += 1;
+            }
+            if n == 0 {
+                continue;
+            }
+            // SAFETY: checked non-null.
+            unsafe { *ulNumEntriesRemoved = n as u32 };
+            return Ok(TRUE);
+        }
+    })
+}
+
+/// `PostQueuedCompletionStatus`: queues a packet with these values, returned untouched.
+///
+/// # Safety
+///
+/// Callable with any values: `lpOverlapped` is handed back, never read.
+#[no_mangle]
+pub unsafe extern "C" fn PostQueuedCompletionStatus(
+    CompletionPort: HANDLE,
+    dwNumberOfBytesTransferred: DWORD,
+    dwCompletionKey: usize,
+    lpOverlapped: *mut OVERLAPPED,
+) -> BOOL {
+    ffi(FALSE, || {
+        let port = table::port(hval(CompletionPort))?;
+        let ctx = Ctx { ov: lpOverlapped as usize, op: Op::Posted, obj: Weak::new(), socket: false };
+        port.post(dwCompletionKey, dwNumberOfBytesTransferred as usize, ctx)
+            .map_err(|_| ERROR_INVALID_HANDLE)?;
+        Ok(TRUE)
+    })
+}
+
+/// `CloseHandle`: closes a port (threads waiting on it return `ERROR_ABANDONED_WAIT_0`),
+/// a file or socket (its pending operations complete with `ERROR_OPERATION_ABORTED`), a
+/// thread handle or an event.
+///
+/// # Safety
+///
+/// Callable with any value.
+#[no_mangle]
+pub unsafe extern "C" fn CloseHandle(hObject: HANDLE) -> BOOL {
+    ffi(FALSE, || match table::remove(hval(hObject)) {
+        Some(Obj::Port(p)) => {
+            p.close();
+            Ok(TRUE)
+        }
+        Some(_) => Ok(TRUE),
+        None => Err(ERROR_INVALID_HANDLE),
+    })
+}
