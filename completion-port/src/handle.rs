@@ -73,6 +73,10 @@ struct HandleOwner<C: Send + 'static> {
 
 /// The part of a handle that operations in flight keep alive: the descriptor itself.
 pub(crate) struct HandleShared {
+    /// The backend's state for this descriptor (epoll: its queues of waiting operations),
+    /// if it keeps any. Declared before `fd` so that it is dropped while the descriptor is
+    /// still open.
+    pub(crate) sys: Option<crate::sys::HandleState>,
     pub(crate) fd: OwnedFd,
     pub(crate) kind: FdKind,
     pub(crate) key: usize,
@@ -165,14 +169,18 @@ impl<C: Send + 'static> CompletionPort<C> {
     /// owns a descriptor: `std::fs::File`, `std::net::{TcpListener, TcpStream, UdpSocket}`,
     /// `socket2::Socket`, `OwnedFd`. The handle owns the descriptor from now on.
     ///
-    /// The first association creates the port's kernel backend (io_uring).
+    /// The first association creates the port's kernel backend (io_uring or epoll; see
+    /// [`Backend`](crate::Backend)). With the epoll backend, a socket, pipe or other pollable
+    /// descriptor is made non-blocking (`O_NONBLOCK`) here: the handle owns it from now on.
     ///
     /// # Errors
     ///
     /// * `InvalidInput`: the descriptor is already associated with this port, or is not
     ///   open (`EBADF`). Such a descriptor is not closed here: it was never ours to close.
     /// * `BrokenPipe`: the port is closed.
-    /// * The OS error if the backend cannot be created (io_uring missing or disabled).
+    /// * The OS error if the backend cannot be created: io_uring forced
+    ///   ([`Backend::Uring`](crate::Backend::Uring)) where it is missing or disabled, or
+    ///   `InvalidInput` if `COMPLETION_PORT_BACKEND` holds an unknown value.
     pub fn associate(&self, object: impl Into<OwnedFd>, key: usize) -> io::Result<Handle<C>> {
         let fd: OwnedFd = object.into();
         let kind = match classify(&fd) {
@@ -197,8 +205,16 @@ impl<C: Send + 'static> CompletionPort<C> {
                 "the descriptor is already associated with this port",
             ));
         }
+        let sys = match driver.register(fd.as_fd(), kind) {
+            Ok(sys) => sys,
+            Err(e) => {
+                crate::sync::lock_std(&registry.fds).remove(&fd.as_raw_fd());
+                return Err(e);
+            }
+        };
         tracing::trace!(fd = fd.as_raw_fd(), key, ?kind, backend = driver.name(), "associated");
         let shared = HandleShared {
+            sys,
             fd,
             kind,
             key,

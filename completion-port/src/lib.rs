@@ -60,6 +60,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod assoc;
+mod backend;
 mod completion;
 mod error;
 mod handle;
@@ -69,6 +70,7 @@ mod port;
 mod sync;
 mod sys;
 
+pub use backend::{Backend, ParseBackendError, BACKEND_ENV};
 pub use completion::{Completion, Parts};
 pub use error::{Closed, GetError, PostError};
 pub use handle::{Handle, OpId, Started};

@@ -1,6 +1,7 @@
 //! The completion port: the rules of docs/semantics.md P1–P10 in one place.
 
 use crate::assoc::{self, Account};
+use crate::backend::Backend;
 use crate::completion::Completion;
 use crate::error::{GetError, PostError};
 use crate::handle::Registry;
@@ -126,6 +127,8 @@ struct Inner<C> {
     state: CachePadded<Mutex<State<C>>>,
     /// The kernel backend, created by the first `associate`.
     driver: OnceLock<Driver<C>>,
+    /// The backend asked for; `None`: whatever `COMPLETION_PORT_BACKEND` says (default auto).
+    backend: Option<Backend>,
     /// Descriptors associated with this port.
     registry: std::sync::Arc<Registry>,
 }
@@ -424,7 +427,26 @@ fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
 impl<C: Send + 'static> CompletionPort<C> {
     /// Creates a port that lets at most `concurrency` threads run at once; `0` means the
     /// number of logical CPUs (docs/semantics.md P1).
+    ///
+    /// Its I/O backend, created at the first `associate`, is the one the environment
+    /// variable `COMPLETION_PORT_BACKEND` names (`uring`, `epoll` or `auto`; unset means
+    /// `auto`: io_uring where it can be set up, else epoll). See [`Backend`].
     pub fn new(concurrency: usize) -> Self {
+        Self::build(concurrency, None)
+    }
+
+    /// Creates a port as [`new`](Self::new) does, with its I/O backend chosen here rather
+    /// than by `COMPLETION_PORT_BACKEND`.
+    pub fn with_backend(concurrency: usize, backend: Backend) -> Self {
+        Self::build(concurrency, Some(backend))
+    }
+
+    /// The backend the port's I/O runs on, or `None` before the first `associate` creates it.
+    pub fn backend(&self) -> Option<Backend> {
+        self.inner.driver.get().and_then(Driver::kind)
+    }
+
+    fn build(concurrency: usize, backend: Option<Backend>) -> Self {
         let concurrency = if concurrency == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -446,6 +468,7 @@ impl<C: Send + 'static> CompletionPort<C> {
                     wake_pending: false,
                 })),
                 driver: OnceLock::new(),
+                backend,
                 registry: Default::default(),
             }),
         }
@@ -457,8 +480,12 @@ impl<C: Send + 'static> CompletionPort<C> {
         if let Some(d) = self.inner.driver.get() {
             return Ok((d, &self.inner.registry));
         }
-        let new = Driver::uring().inspect_err(|e| {
-            tracing::warn!(error = %e, "io_uring is unavailable; the port cannot do I/O");
+        let choice = match self.inner.backend {
+            Some(b) => b,
+            None => Backend::from_env()?,
+        };
+        let new = Driver::open(choice).inspect_err(|e| {
+            tracing::warn!(error = %e, backend = %choice, "no I/O backend; the port cannot do I/O");
         })?;
         // If another thread won the race, its driver stays and ours is dropped (unused).
         let _ = self.inner.driver.set(new);

@@ -213,6 +213,8 @@ struct Summary {
     addr: String,
     workers: usize,
     concurrency: usize,
+    /// The port's I/O backend: "io_uring" or "epoll".
+    backend: String,
     connections: u64,
     messages: u64,
     bytes: u64,
@@ -221,6 +223,11 @@ struct Summary {
     cancelled_at_shutdown: usize,
     seconds: f64,
     cpu_seconds: f64,
+}
+
+/// The port's backend, once the listener's association created it.
+fn backend_name<C: Send + 'static>(port: &CompletionPort<C>) -> String {
+    port.backend().map_or_else(|| "none".to_owned(), |b| b.name().to_owned())
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -300,8 +307,9 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         })
         .collect::<Result<_, _>>()?;
     eprintln!(
-        "cport serve: listening on {local} with {workers} workers (concurrency {})",
-        port.concurrency()
+        "cport serve: listening on {local} with {workers} workers (concurrency {}, backend {})",
+        port.concurrency(),
+        backend_name(&port)
     );
     if let Some(soft) = nofile.filter(|&n| n < needed) {
         tracing::warn!(
@@ -332,6 +340,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         addr: local.to_string(),
         workers,
         concurrency: port.concurrency(),
+        backend: backend_name(&port),
         connections: s.connections.load(Ordering::Relaxed),
         messages: s.messages.load(Ordering::Relaxed),
         bytes: s.bytes.load(Ordering::Relaxed),

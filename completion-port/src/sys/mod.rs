@@ -19,23 +19,27 @@
 //! 6. **Dropping**: a backend dropped with operations in flight cancels them and waits for
 //!    their completions before it frees them or closes its kernel object (P10).
 //!
-//! Today there is one backend, io_uring ([`uring`]). The readiness fallback (epoll) and a
-//! native Windows backend would slot in as further variants of [`Driver`] and [`OpRef`],
-//! chosen at run time when the port creates its backend ([`Driver::uring`] is that place
-//! today).
+//! Two backends exist: io_uring ([`uring`]) and readiness on epoll ([`epoll`]), chosen at
+//! run time by [`Driver::open`] when the port creates its backend (its first `associate`).
+//! A backend may keep state per descriptor: [`Driver::register`] creates it at association
+//! and the handle holds it ([`HandleState`]), dropping it just before the descriptor closes.
 //!
 //! Under `--cfg loom` there is also a model backend (`fake`), for the loom tests of the
 //! poller protocol; it does no I/O.
 
+use crate::backend::Backend;
 use crate::completion::Completion;
 use crate::error::Closed;
 use crate::handle::HandleShared;
-use crate::op::{Request, SubmitError};
+use crate::op::{FdKind, Request, SubmitError};
+use std::any::Any;
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::time::Instant;
 
 pub(crate) mod eager;
+pub(crate) mod epoll;
 #[cfg(loom)]
 pub(crate) mod fake;
 pub(crate) mod uring;
@@ -50,9 +54,15 @@ pub(crate) struct OpData<C> {
 }
 
 /// The backend behind a port, chosen when the port first needs one.
+///
+/// One per port, reached on every operation: its variants are not boxed, to spare that
+/// indirection, whatever their sizes.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Driver<C> {
     /// Linux io_uring.
     Uring(uring::Uring<C>),
+    /// Readiness (epoll), with a blocking pool for regular files.
+    Epoll(epoll::Epoll<C>),
     /// The loom model kernel (tests only).
     #[cfg(loom)]
     Fake(fake::Fake<C>),
@@ -63,12 +73,59 @@ pub(crate) enum Driver<C> {
 pub(crate) enum OpRef<C> {
     /// An io_uring operation.
     Uring(uring::OpRef<C>),
+    /// An epoll-backend operation.
+    Epoll(epoll::OpRef<C>),
 }
 
+/// A backend's state for one associated descriptor, held by its handle
+/// ([`HandleShared::sys`]) and dropped just before the descriptor is closed.
+pub(crate) type HandleState = Box<dyn Any + Send + Sync>;
+
+/// Whether [`Driver::open`] already logged why `Auto` fell back to epoll (once per process).
+static FALLBACK_LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 impl<C: Send + 'static> Driver<C> {
-    /// Creates the io_uring backend.
-    pub(crate) fn uring() -> io::Result<Self> {
-        uring::Uring::new().map(Driver::Uring)
+    /// Creates the backend `choice` asks for: `Auto` tries io_uring and falls back to epoll
+    /// on any setup failure, logging the reason once per process as a warning; `Uring`
+    /// fails with the reason (and `kernel.io_uring_disabled` where that is the cause).
+    pub(crate) fn open(choice: Backend) -> io::Result<Self> {
+        match choice {
+            Backend::Epoll => epoll::Epoll::new().map(Driver::Epoll),
+            Backend::Uring => uring::Uring::new().map(Driver::Uring).map_err(explain_uring_failure),
+            Backend::Auto => match uring::Uring::new() {
+                Ok(u) => Ok(Driver::Uring(u)),
+                Err(e) => {
+                    let e = explain_uring_failure(e);
+                    if !FALLBACK_LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::warn!(reason = %e, "io_uring is unavailable; falling back to epoll");
+                    } else {
+                        tracing::debug!(reason = %e, "io_uring is unavailable; falling back to epoll");
+                    }
+                    epoll::Epoll::new().map(Driver::Epoll)
+                }
+            },
+        }
+    }
+
+    /// Which backend this is (`None` for the loom model).
+    pub(crate) fn kind(&self) -> Option<Backend> {
+        match self {
+            Driver::Uring(_) => Some(Backend::Uring),
+            Driver::Epoll(_) => Some(Backend::Epoll),
+            #[cfg(loom)]
+            Driver::Fake(_) => None,
+        }
+    }
+
+    /// Prepares a descriptor being associated: the epoll backend makes sockets and pipes
+    /// non-blocking and adds them to its interest set, and keeps per-descriptor state.
+    pub(crate) fn register(&self, fd: BorrowedFd<'_>, kind: FdKind) -> io::Result<Option<HandleState>> {
+        match self {
+            Driver::Uring(_) => Ok(None),
+            Driver::Epoll(e) => e.register(fd, kind).map(Some),
+            #[cfg(loom)]
+            Driver::Fake(_) => Ok(None),
+        }
     }
 
     /// The loom model backend.
@@ -82,7 +139,7 @@ impl<C: Send + 'static> Driver<C> {
     pub(crate) fn as_fake(&self) -> Option<&fake::Fake<C>> {
         match self {
             Driver::Fake(k) => Some(k),
-            Driver::Uring(_) => None,
+            Driver::Uring(_) | Driver::Epoll(_) => None,
         }
     }
 
@@ -90,6 +147,7 @@ impl<C: Send + 'static> Driver<C> {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Driver::Uring(_) => "io_uring",
+            Driver::Epoll(_) => "epoll",
             #[cfg(loom)]
             Driver::Fake(_) => "loom fake",
         }
@@ -101,6 +159,7 @@ impl<C: Send + 'static> Driver<C> {
     pub(crate) fn submit(&self, op: OpData<C>) -> Result<OpRef<C>, SubmitError<C>> {
         match self {
             Driver::Uring(u) => u.submit(op).map(OpRef::Uring),
+            Driver::Epoll(e) => e.submit(op).map(OpRef::Epoll),
             #[cfg(loom)]
             Driver::Fake(k) => Err(k.submit(op)),
         }
@@ -110,6 +169,7 @@ impl<C: Send + 'static> Driver<C> {
     pub(crate) fn flush(&self) {
         match self {
             Driver::Uring(u) => u.flush(),
+            Driver::Epoll(e) => e.flush(),
             #[cfg(loom)]
             Driver::Fake(k) => k.flush(),
         }
@@ -118,6 +178,7 @@ impl<C: Send + 'static> Driver<C> {
     pub(crate) fn wait(&self, deadline: Option<Instant>, out: &mut Vec<Completion<C>>) -> io::Result<()> {
         match self {
             Driver::Uring(u) => u.wait(deadline, out),
+            Driver::Epoll(e) => e.wait(deadline, out),
             #[cfg(loom)]
             Driver::Fake(k) => k.wait(deadline, out),
         }
@@ -126,6 +187,7 @@ impl<C: Send + 'static> Driver<C> {
     pub(crate) fn peek(&self, out: &mut Vec<Completion<C>>) -> io::Result<()> {
         match self {
             Driver::Uring(u) => u.peek(out),
+            Driver::Epoll(e) => e.peek(out),
             #[cfg(loom)]
             Driver::Fake(k) => k.peek(out),
         }
@@ -134,6 +196,7 @@ impl<C: Send + 'static> Driver<C> {
     pub(crate) fn wake(&self) {
         match self {
             Driver::Uring(u) => u.wake(),
+            Driver::Epoll(e) => e.wake(),
             #[cfg(loom)]
             Driver::Fake(k) => k.wake(),
         }
@@ -142,6 +205,10 @@ impl<C: Send + 'static> Driver<C> {
     pub(crate) fn cancel(&self, op: &OpRef<C>) -> io::Result<()> {
         match (self, op) {
             (Driver::Uring(u), OpRef::Uring(op)) => u.cancel(op),
+            (Driver::Epoll(e), OpRef::Epoll(op)) => e.cancel(op),
+            (Driver::Uring(_), _) | (Driver::Epoll(_), _) => {
+                Err(io::Error::new(io::ErrorKind::InvalidInput, "the operation belongs to another backend"))
+            }
             #[cfg(loom)]
             (Driver::Fake(k), _) => k.cancel(),
         }
@@ -150,6 +217,7 @@ impl<C: Send + 'static> Driver<C> {
     pub(crate) fn cancel_fd(&self, handle: &HandleShared) -> io::Result<()> {
         match self {
             Driver::Uring(u) => u.cancel_fd(handle),
+            Driver::Epoll(e) => e.cancel_fd(handle),
             #[cfg(loom)]
             Driver::Fake(k) => k.cancel(),
         }
@@ -158,6 +226,7 @@ impl<C: Send + 'static> Driver<C> {
     pub(crate) fn close(&self) {
         match self {
             Driver::Uring(u) => u.close(),
+            Driver::Epoll(e) => e.close(),
             #[cfg(loom)]
             Driver::Fake(k) => k.close(),
         }
@@ -167,6 +236,7 @@ impl<C: Send + 'static> Driver<C> {
     pub(crate) fn in_flight(&self) -> usize {
         match self {
             Driver::Uring(u) => u.in_flight(),
+            Driver::Epoll(e) => e.in_flight(),
             #[cfg(loom)]
             Driver::Fake(k) => k.in_flight(),
         }
@@ -176,6 +246,7 @@ impl<C: Send + 'static> Driver<C> {
     pub(crate) fn delivered(&self, n: usize) {
         match self {
             Driver::Uring(u) => u.delivered(n),
+            Driver::Epoll(e) => e.delivered(n),
             #[cfg(loom)]
             Driver::Fake(k) => k.delivered(n),
         }
@@ -186,6 +257,7 @@ impl<C: Send + 'static> Driver<C> {
     pub(crate) fn batch<R>(&self, f: impl FnOnce() -> R) -> R {
         match self {
             Driver::Uring(u) => u.batch(f),
+            Driver::Epoll(e) => e.batch(f),
             #[cfg(loom)]
             Driver::Fake(k) => k.batch(f),
         }
@@ -197,6 +269,7 @@ impl<C> OpRef<C> {
     pub(crate) fn is_done(&self) -> bool {
         match self {
             OpRef::Uring(op) => op.is_done(),
+            OpRef::Epoll(op) => op.is_done(),
         }
     }
 }
@@ -204,4 +277,25 @@ impl<C> OpRef<C> {
 /// Converts a closed backend into the error a refused submission carries.
 pub(crate) fn closed_error() -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, Closed)
+}
+
+/// Adds to an io_uring setup failure what the administrator can change: the sysctl
+/// `kernel.io_uring_disabled` when it is set (1: only a group may use io_uring; 2: nobody).
+fn explain_uring_failure(e: io::Error) -> io::Error {
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|v| *v != 0);
+    let msg = match disabled {
+        Some(v) => format!(
+            "io_uring is unavailable: {e} (kernel.io_uring_disabled = {v}; \
+             set COMPLETION_PORT_BACKEND=epoll or Backend::Epoll to run without it)"
+        ),
+        None => format!(
+            "io_uring is unavailable: {e} (kernel.io_uring_disabled is 0 or absent: a seccomp \
+             filter, an old kernel or a memory limit refused it; use Backend::Epoll or \
+             COMPLETION_PORT_BACKEND=epoll)"
+        ),
+    };
+    io::Error::new(e.kind(), msg)
 }

@@ -5,6 +5,7 @@
 mod bad_input;
 mod chaos;
 mod common;
+mod fallback;
 mod file;
 mod fuzz;
 mod fuzz_interp;

@@ -1,0 +1,263 @@
+//! The system calls behind each operation on the epoll backend: one non-blocking attempt
+//! (sockets, pipes), or one blocking call (regular files, on the pool).
+
+use crate::completion::Completion;
+use crate::op::Request;
+use crate::sys::OpData;
+use rustix::buffer::spare_capacity;
+use rustix::io::Errno;
+use rustix::net::{RecvFlags, SendFlags};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+/// An operation waiting in a descriptor's queue (or the file pool's).
+pub(super) struct Pending<C> {
+    pub(super) data: OpData<C>,
+    /// Alive while the operation is; its weak form is the operation's [`OpRef`](super::OpRef).
+    pub(super) mark: Arc<()>,
+    /// A connect whose non-blocking `connect` said `EINPROGRESS`: the next writability
+    /// tells how it ended.
+    pub(super) connecting: bool,
+}
+
+impl<C> Pending<C> {
+    pub(super) fn new(data: OpData<C>) -> Self {
+        Self { data, mark: Arc::new(()), connecting: false }
+    }
+
+    /// A zero-capacity receive (docs/semantics.md N6): it waits for readability beside
+    /// the receive queue, not in it, as io_uring's poll does.
+    pub(super) fn is_probe(&self) -> bool {
+        matches!(self.data.request, Request::Recv)
+            && self.data.buffer.as_ref().is_some_and(|b| b.capacity() == 0)
+    }
+
+    /// A connect that has not been started: it must be tried whatever the readiness.
+    pub(super) fn starts_connect(&self) -> bool {
+        !self.connecting && matches!(self.data.request, Request::Connect { .. })
+    }
+}
+
+/// How an operation ended.
+pub(super) struct Done {
+    pub(super) result: io::Result<usize>,
+    pub(super) accepted: Option<OwnedFd>,
+    pub(super) addr: Option<SocketAddr>,
+}
+
+impl Done {
+    fn bytes(result: io::Result<usize>) -> Self {
+        Self { result, accepted: None, addr: None }
+    }
+
+    pub(super) fn ok() -> Self {
+        Self::bytes(Ok(0))
+    }
+
+    pub(super) fn would_block() -> Self {
+        Self::bytes(Err(io::Error::from_raw_os_error(libc::EAGAIN)))
+    }
+
+    pub(super) fn cancelled() -> Self {
+        Self::bytes(Err(io::Error::from_raw_os_error(libc::ECANCELED)))
+    }
+}
+
+/// Runs a non-blocking call, retrying on `EINTR`; `None` if it would block.
+fn nonblocking<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> Option<io::Result<T>> {
+    loop {
+        match f() {
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => return None,
+            r => return Some(r.map_err(io::Error::from)),
+        }
+    }
+}
+
+/// Runs a blocking call, retrying on `EINTR`.
+fn blocking<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(Errno::INTR) => continue,
+            r => return r.map_err(io::Error::from),
+        }
+    }
+}
+
+fn no_buffer() -> Done {
+    Done::bytes(Err(io::Error::new(io::ErrorKind::InvalidInput, "the operation has no buffer")))
+}
+
+/// One non-blocking attempt at the operation: `None` if the descriptor is not ready (the
+/// operation stays queued until the next readiness), else how it ended. Reads fill the
+/// buffer from its start up to its capacity, as on io_uring.
+pub(super) fn attempt<C>(p: &mut Pending<C>) -> Option<Done> {
+    let OpData { handle, request, buffer, .. } = &mut p.data;
+    let fd = handle.fd.as_fd();
+    let result = match request {
+        // docs/semantics.md N6: a zero-capacity receive completes once the socket is
+        // readable, consuming nothing. Readable includes end of stream and a pending error
+        // (io_uring's poll reports those as a ready mask too): all are `Ok(0)`.
+        Request::Recv if buffer.as_ref().is_some_and(|b| b.capacity() == 0) => {
+            let mut probe = [0u8; 1];
+            match nonblocking(|| rustix::net::recv(fd, &mut probe[..], RecvFlags::PEEK | RecvFlags::DONTWAIT))
+            {
+                None => return None,
+                Some(_) => Ok(0),
+            }
+        }
+        Request::Recv => {
+            let Some(buf) = buffer.as_mut() else { return Some(no_buffer()) };
+            buf.clear();
+            nonblocking(|| rustix::net::recv(fd, spare_capacity(buf), RecvFlags::DONTWAIT))?.map(|(n, _)| n)
+        }
+        Request::RecvFrom => {
+            let Some(buf) = buffer.as_mut() else { return Some(no_buffer()) };
+            buf.clear();
+            let r = if buf.capacity() == 0 {
+                // A zero-length datagram receive still takes one datagram (and its sender).
+                nonblocking(|| rustix::net::recvfrom(fd, &mut [0u8; 0][..], RecvFlags::DONTWAIT))?
+            } else {
+                nonblocking(|| rustix::net::recvfrom(fd, spare_capacity(buf), RecvFlags::DONTWAIT))?
+            };
+            return Some(match r {
+                Ok((n, _, addr)) => Done {
+                    result: Ok(n),
+                    accepted: None,
+                    addr: addr.and_then(|a| SocketAddr::try_from(a).ok()),
+                },
+                Err(e) => Done::bytes(Err(e)),
+            });
+        }
+        Request::Send => {
+            let Some(buf) = buffer.as_ref() else { return Some(no_buffer()) };
+            nonblocking(|| rustix::net::send(fd, buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL))?
+        }
+        Request::SendTo { addr } => {
+            let Some(buf) = buffer.as_ref() else { return Some(no_buffer()) };
+            let Some(to) = addr.as_socket() else {
+                return Some(Done::bytes(Err(io::Error::from(io::ErrorKind::InvalidInput))));
+            };
+            nonblocking(|| rustix::net::sendto(fd, buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL, &to))?
+        }
+        Request::Accept => {
+            let r = nonblocking(|| rustix::net::acceptfrom_with(fd, rustix::net::SocketFlags::CLOEXEC))?;
+            return Some(match r {
+                Ok((socket, addr)) => Done {
+                    result: Ok(0),
+                    accepted: Some(socket),
+                    addr: addr.and_then(|a| SocketAddr::try_from(a).ok()),
+                },
+                Err(e) => Done::bytes(Err(e)),
+            });
+        }
+        Request::Connect { addr } if !p.connecting => {
+            let Some(to) = addr.as_socket() else {
+                return Some(Done::bytes(Err(io::Error::from(io::ErrorKind::InvalidInput))));
+            };
+            match rustix::net::connect(fd, &to) {
+                Ok(()) => Ok(0),
+                // Under way: the socket turns writable when it ends, either way.
+                Err(Errno::INPROGRESS | Errno::INTR) => {
+                    p.connecting = true;
+                    return None;
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Request::Connect { .. } => match rustix::net::sockopt::socket_error(fd) {
+            Ok(Err(e)) => Err(e.into()),
+            Err(e) => Err(e.into()),
+            // No error yet: connected, or still under way (a writability reported before
+            // the connect started).
+            Ok(Ok(())) => match rustix::net::getpeername(fd) {
+                Ok(_) => Ok(0),
+                Err(Errno::NOTCONN) => return None,
+                Err(e) => Err(e.into()),
+            },
+        },
+        // A pipe, FIFO or terminal: no positions (docs/semantics.md F5), the offset is ignored.
+        Request::ReadAt { .. } => {
+            let Some(buf) = buffer.as_mut() else { return Some(no_buffer()) };
+            buf.clear();
+            if buf.capacity() == 0 {
+                nonblocking(|| rustix::io::read(fd, &mut [0u8; 0][..]))?
+            } else {
+                nonblocking(|| rustix::io::read(fd, spare_capacity(buf)))?
+            }
+        }
+        Request::WriteAt { .. } => {
+            let Some(buf) = buffer.as_ref() else { return Some(no_buffer()) };
+            nonblocking(|| rustix::io::write(fd, buf))?
+        }
+        Request::Shutdown { how } => {
+            let how = match how {
+                std::net::Shutdown::Read => rustix::net::Shutdown::Read,
+                std::net::Shutdown::Write => rustix::net::Shutdown::Write,
+                std::net::Shutdown::Both => rustix::net::Shutdown::Both,
+            };
+            rustix::net::shutdown(fd, how).map(|()| 0).map_err(io::Error::from)
+        }
+        Request::Sync { data_only } => sync(fd, *data_only),
+    };
+    Some(Done::bytes(result))
+}
+
+fn sync(fd: std::os::fd::BorrowedFd<'_>, data_only: bool) -> io::Result<usize> {
+    let r =
+        if data_only { blocking(|| rustix::fs::fdatasync(fd)) } else { blocking(|| rustix::fs::fsync(fd)) };
+    r.map(|()| 0)
+}
+
+/// The operation as one blocking call, for a descriptor epoll cannot watch (a regular
+/// file, a block device): run on the backend's file pool.
+pub(super) fn run_blocking<C>(p: &mut Pending<C>) -> Done {
+    let OpData { handle, request, buffer, .. } = &mut p.data;
+    let fd = handle.fd.as_fd();
+    let result = match request {
+        Request::ReadAt { offset } => {
+            let Some(buf) = buffer.as_mut() else { return no_buffer() };
+            buf.clear();
+            if buf.capacity() == 0 {
+                // As io_uring: a zero-length read completes with 0 (or the descriptor's error).
+                blocking(|| rustix::io::pread(fd, &mut [0u8; 0][..], *offset))
+            } else {
+                match blocking(|| rustix::io::pread(fd, spare_capacity(buf), *offset)) {
+                    // Not seekable after all: the offset is ignored (docs/semantics.md F5).
+                    Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => {
+                        blocking(|| rustix::io::read(fd, spare_capacity(buf)))
+                    }
+                    r => r,
+                }
+            }
+        }
+        Request::WriteAt { offset } => {
+            let Some(buf) = buffer.as_ref() else { return no_buffer() };
+            match blocking(|| rustix::io::pwrite(fd, buf, *offset)) {
+                Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => blocking(|| rustix::io::write(fd, buf)),
+                r => r,
+            }
+        }
+        Request::Sync { data_only } => sync(fd, *data_only),
+        // Socket requests never reach the pool (a socket is always watched by epoll).
+        _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a file operation")),
+    };
+    Done::bytes(result)
+}
+
+/// Turns a finished operation into its one packet (docs/semantics.md H2, H3).
+pub(super) fn complete<C>(data: OpData<C>, done: Done) -> Completion<C> {
+    let OpData { handle, key, buffer, context, .. } = data;
+    let mut c = Completion::io(key, context);
+    c.result = done.result;
+    c.buffer = buffer;
+    c.accepted = done.accepted;
+    c.addr = done.addr;
+    // The handle's last in-flight reference may go here, closing the descriptor only now
+    // that its packet exists (docs/semantics.md H6).
+    handle.op_finished();
+    drop(handle);
+    c
+}

@@ -1,0 +1,142 @@
+//! The file pool: regular files on the epoll backend (docs/semantics.md F3).
+//!
+//! epoll cannot watch a regular file (readiness means nothing for it), so a file read,
+//! write or sync runs as one blocking call on one of at most [`MAX_THREADS`] threads that
+//! the backend owns and starts on demand. They are never the port's workers: a slow disk
+//! blocks a pool thread, not a thread waiting on the port. A pool thread queues the
+//! packet and wakes the poller. A queued file operation can be cancelled; one a pool
+//! thread has started finishes with its result (as a running io_uring file read does).
+
+use super::attempt::{self, complete, Pending};
+use super::Shared;
+use crate::sync::lock_std as lock;
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+/// The most threads one backend's file pool runs.
+pub(crate) const MAX_THREADS: usize = 4;
+
+pub(super) struct Pool<C> {
+    st: Mutex<PoolState<C>>,
+    /// Signalled when a job is queued or the pool shuts down.
+    cv: Condvar,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+struct PoolState<C> {
+    jobs: VecDeque<Pending<C>>,
+    /// Threads started and not yet exited.
+    started: usize,
+    /// Threads waiting for a job.
+    idle: usize,
+    /// No new jobs (the port closed).
+    closed: bool,
+    /// The threads exit once the queue is empty (the backend is being dropped).
+    shutdown: bool,
+}
+
+/// A refused job: the error (`None`: the port is closed) and the operation.
+type Refused<C> = (Option<io::Error>, Pending<C>);
+
+impl<C: Send + 'static> Pool<C> {
+    pub(super) fn new() -> Self {
+        Self {
+            st: Mutex::new(PoolState {
+                jobs: VecDeque::new(),
+                started: 0,
+                idle: 0,
+                closed: false,
+                shutdown: false,
+            }),
+            cv: Condvar::new(),
+            threads: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Queues a file operation, starting a thread if none is idle and the bound allows.
+    pub(super) fn submit(&self, sh: &Arc<Shared<C>>, p: Pending<C>) -> Result<(), Refused<C>> {
+        let mut st = lock(&self.st);
+        if st.closed || sh.closed.load(SeqCst) {
+            return Err((None, p));
+        }
+        if st.idle == 0 && st.started < MAX_THREADS {
+            let shared = Arc::clone(sh);
+            match std::thread::Builder::new().name("cport-file".into()).spawn(move || worker(&shared)) {
+                Ok(t) => {
+                    st.started += 1;
+                    lock(&self.threads).push(t);
+                }
+                Err(e) if st.started == 0 => return Err((Some(e), p)),
+                Err(e) => tracing::debug!(error = %e, "could not start another file pool thread"),
+            }
+        }
+        sh.in_flight.fetch_add(1, SeqCst);
+        st.jobs.push_back(p);
+        drop(st);
+        self.cv.notify_one();
+        Ok(())
+    }
+
+    /// Removes the queued jobs `pred` selects (for a cancel).
+    pub(super) fn remove(&self, mut pred: impl FnMut(&Pending<C>) -> bool) -> Vec<Pending<C>> {
+        let mut st = lock(&self.st);
+        let mut taken = Vec::new();
+        let mut kept = VecDeque::with_capacity(st.jobs.len());
+        for p in st.jobs.drain(..) {
+            if pred(&p) {
+                taken.push(p);
+            } else {
+                kept.push_back(p);
+            }
+        }
+        st.jobs = kept;
+        taken
+    }
+}
+
+impl<C> Pool<C> {
+    /// Refuses new jobs and hands back the queued ones.
+    pub(super) fn close(&self) -> Vec<Pending<C>> {
+        let mut st = lock(&self.st);
+        st.closed = true;
+        st.jobs.drain(..).collect()
+    }
+
+    /// Stops the threads once they finish what they run, and waits for them.
+    pub(super) fn join(&self) {
+        lock(&self.st).shutdown = true;
+        self.cv.notify_all();
+        let threads = std::mem::take(&mut *lock(&self.threads));
+        let me = std::thread::current().id();
+        for t in threads {
+            if t.thread().id() != me {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+fn worker<C: Send + 'static>(sh: &Shared<C>) {
+    loop {
+        let mut p = {
+            let mut st = lock(&sh.pool.st);
+            loop {
+                if let Some(p) = st.jobs.pop_front() {
+                    break p;
+                }
+                if st.shutdown {
+                    st.started -= 1;
+                    return;
+                }
+                st.idle += 1;
+                st = sh.pool.cv.wait(st).unwrap_or_else(PoisonError::into_inner);
+                st.idle -= 1;
+            }
+        };
+        let done = attempt::run_blocking(&mut p);
+        sh.push_ready(vec![complete(p.data, done)]);
+    }
+}
