@@ -343,3 +343,23 @@ fn f5_write_at_on_a_socket_whose_peer_is_gone_raises_no_sigpipe() {
     }
     assert!(!raised.load(Ordering::SeqCst), "write_at on a socket raised SIGPIPE");
 }
+
+// Rule N2: a connect on a socket that was shut down before it connected still delivers its
+// one packet, whatever its result. A guard beside the real regression check: the fuzz
+// proptest (fixed seed) found an epoll connect that waited forever for a writability that
+// never came again (the socket's attempt ended with neither an error nor a peer); it fails
+// without the fix in `sys/epoll/attempt.rs`, this simpler case does not.
+#[test]
+fn n2_connect_after_shutdown_delivers_its_packet() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    for how in [std::net::Shutdown::Both, std::net::Shutdown::Read, std::net::Shutdown::Write] {
+        let port = CompletionPort::<&str>::new(1);
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let _ = sock.shutdown(how); // ENOTCONN, but the socket remembers it
+        let h = port.associate(sock, 1).unwrap();
+        h.connect(addr, "connect").unwrap();
+        let p = port.get(Some(PROMPT)).unwrap_or_else(|e| panic!("{how:?}: no packet for the connect: {e}"));
+        assert_eq!(p.context, "connect");
+    }
+}

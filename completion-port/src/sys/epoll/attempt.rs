@@ -167,16 +167,25 @@ pub(super) fn attempt<C>(p: &mut Pending<C>) -> Option<Done> {
                 Err(e) => Err(e.into()),
             }
         }
-        Request::Connect { .. } => match rustix::net::sockopt::socket_error(fd) {
+        // Under way: ask the socket again, as io_uring does. A pending error (refused,
+        // unreachable) comes first; then `connect` itself says how it stands: connected
+        // (`EISCONN`), still under way (`EALREADY`), or failed. Looking only for a peer
+        // address is not enough: a socket whose attempt ended without an error and
+        // without a connection (shut down before it connected) would wait forever for a
+        // writability that never comes again.
+        Request::Connect { addr } => match rustix::net::sockopt::socket_error(fd) {
             Ok(Err(e)) => Err(e.into()),
             Err(e) => Err(e.into()),
-            // No error yet: connected, or still under way (a writability reported before
-            // the connect started).
-            Ok(Ok(())) => match rustix::net::getpeername(fd) {
-                Ok(_) => Ok(0),
-                Err(Errno::NOTCONN) => return None,
-                Err(e) => Err(e.into()),
-            },
+            Ok(Ok(())) => {
+                let Some(to) = addr.as_socket() else {
+                    return Some(Done::bytes(Err(io::Error::from(io::ErrorKind::InvalidInput))));
+                };
+                match rustix::net::connect(fd, &to) {
+                    Ok(()) | Err(Errno::ISCONN) => Ok(0),
+                    Err(Errno::ALREADY | Errno::INPROGRESS | Errno::INTR) => return None,
+                    Err(e) => Err(e.into()),
+                }
+            }
         },
         // A pipe, FIFO or terminal: no positions (docs/semantics.md F5), the offset is ignored.
         Request::ReadAt { .. } => {
