@@ -108,6 +108,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         error: None,
         addr: args.addr.clone(),
         mode: if args.rate.is_some() { "open-loop" } else { "closed-loop" },
+        backend: None,
         target_rate: args.rate,
         connections: args.connections as usize,
         connect: Default::default(),
@@ -167,6 +168,7 @@ fn measure(args: &Args, report: &mut Report) -> Result<(), String> {
     let mut conns = Vec::with_capacity(streams.len());
     for (i, s) in streams.into_iter().enumerate() {
         let h = port.associate(s, i).map_err(use_port)?;
+        report.backend = port.backend().map(|b| b.name());
         conns.push(Conn::new(i, h));
     }
     let (size, pipeline) = (args.size as usize, args.pipeline as usize);

@@ -100,6 +100,9 @@ pub struct Report {
     pub addr: String,
     /// `"closed-loop"` or `"open-loop"`.
     pub mode: &'static str,
+    /// The completion port's I/O backend ("io_uring" or "epoll"); `None` if the run ended
+    /// before the port had one.
+    pub backend: Option<&'static str>,
     /// Open loop: the target rate in messages per second.
     pub target_rate: Option<f64>,
     /// Connections asked for.
@@ -149,7 +152,7 @@ impl Report {
             None => "closed loop".to_string(),
         };
         let mut s = format!(
-            "target        {} ({mode}, {} B messages, pipeline {})\n\
+            "target        {} ({mode}, {} B messages, pipeline {}, backend {})\n\
              connections   {} of {}\n\
              connect (us)  {}\n\
              messages      {} in {:.3} s\n\
@@ -159,6 +162,7 @@ impl Report {
             self.addr,
             self.size,
             self.pipeline,
+            self.backend.unwrap_or("none"),
             self.connect.connected,
             self.connections,
             self.connect.time_us.text(false),

@@ -235,3 +235,27 @@ fn load_too_many_open_files_hints_at_ulimit() {
     assert!(stderr.contains("Too many open files (os error 24)"), "{stderr}");
     assert!(stderr.contains("ulimit -n"), "{stderr}");
 }
+
+// Issue 10: the report names the port's backend, in JSON and in the text; forcing one
+// through COMPLETION_PORT_BACKEND is what the report says.
+#[test]
+fn load_reports_its_backend() {
+    let server = EchoServer::start();
+    let (code, r, stderr) = load_json(&server.addr(), &["--duration", "200ms", "--connections", "2"]);
+    assert_eq!(code, Some(0), "stderr: {stderr}\nreport: {r}");
+    let default = r["backend"].as_str().unwrap_or_else(|| panic!("no backend in {r}")).to_owned();
+    assert!(["io_uring", "epoll"].contains(&default.as_str()), "{r}");
+    let out = run(crate::common::cport(&[
+        "load",
+        "--addr",
+        &server.addr(),
+        "--duration",
+        "200ms",
+        "--connections",
+        "2",
+    ])
+    .env("COMPLETION_PORT_BACKEND", "epoll"));
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("backend epoll"), "{stderr}");
+}
