@@ -77,6 +77,13 @@ pub(crate) struct Uring<C> {
     /// SQEs pushed but not yet submitted (inside a `batch` section, or after a transient
     /// submit failure); the next `wait`, `peek` or `flush` hands them to the kernel.
     deferred: AtomicUsize,
+    /// ThreadSanitizer builds only (`--cfg completion_port_tsan`, set by `ci/tsan.sh`): the
+    /// kernel orders an operation's SQE before its CQE, through the two rings' tail
+    /// pointers, which ThreadSanitizer cannot pair. Every push (and restart) releases this
+    /// counter and every reap acquires it, so the hand-over of an operation's memory from
+    /// the submitting thread to the reaping one is visible to it. Not compiled otherwise.
+    #[cfg(completion_port_tsan)]
+    tsan_handoff: AtomicUsize,
     _context: PhantomData<fn(C) -> C>,
 }
 
@@ -124,6 +131,8 @@ impl<C: Send + 'static> Uring<C> {
             cq: Mutex::new(()),
             in_flight: AtomicUsize::new(0),
             deferred: AtomicUsize::new(0),
+            #[cfg(completion_port_tsan)]
+            tsan_handoff: AtomicUsize::new(0),
             _context: PhantomData,
         })
     }
@@ -143,6 +152,8 @@ impl<C: Send + 'static> Uring<C> {
         }
         let epoch = data.handle.cancel_epoch();
         let (entry, op_ref, user_data) = op::prepare(data, epoch);
+        #[cfg(completion_port_tsan)]
+        self.tsan_handoff.fetch_add(1, Ordering::Release);
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = self.push(&entry, false) {
             // Never reached the kernel: take the operation back and hand its parts back.
@@ -305,6 +316,8 @@ impl<C: Send + 'static> Uring<C> {
                 // SAFETY: any other `user_data` came from `op::prepare` with this ring's
                 // `C`; each push yields exactly one CQE (no multishot requests), and its
                 // arrival means the kernel is done with the operation's memory.
+                #[cfg(completion_port_tsan)]
+                self.tsan_handoff.load(Ordering::Acquire);
                 let op = unsafe { op::from_user_data::<C>(user_data) };
                 let res = cqe.result();
                 if res != -libc::ECANCELED {
@@ -336,7 +349,11 @@ impl<C: Send + 'static> Uring<C> {
             return Err((op, -libc::ECANCELED));
         }
         let entry = match op::after_kernel_cancel(&op) {
-            op::KernelCancel::Restart(entry) => entry,
+            op::KernelCancel::Restart(entry) => {
+                #[cfg(completion_port_tsan)]
+                self.tsan_handoff.fetch_add(1, Ordering::Release);
+                entry
+            }
             op::KernelCancel::Complete(res) => {
                 tracing::debug!(res, "an operation the kernel cancelled on its own completes");
                 return Err((op, res));
