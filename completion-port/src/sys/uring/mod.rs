@@ -313,11 +313,11 @@ impl<C: Send + 'static> Uring<C> {
                 if user_data == WAKE || user_data == CANCEL {
                     continue;
                 }
+                #[cfg(completion_port_tsan)]
+                self.tsan_handoff.load(Ordering::Acquire);
                 // SAFETY: any other `user_data` came from `op::prepare` with this ring's
                 // `C`; each push yields exactly one CQE (no multishot requests), and its
                 // arrival means the kernel is done with the operation's memory.
-                #[cfg(completion_port_tsan)]
-                self.tsan_handoff.load(Ordering::Acquire);
                 let op = unsafe { op::from_user_data::<C>(user_data) };
                 let res = cqe.result();
                 if res != -libc::ECANCELED {
