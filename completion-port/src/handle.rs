@@ -248,8 +248,9 @@ impl<C: Send + 'static> Handle<C> {
         buffer: Option<Vec<u8>>,
         context: C,
     ) -> Result<OpId<C>, SubmitError<C>> {
-        if let Err(e) =
-            request.check_args().and_then(|()| self.o.shared.kind.check(&request, self.o.shared.fd.as_fd()))
+        if let Err(e) = request
+            .check_args(buffer.as_ref())
+            .and_then(|()| self.o.shared.kind.check(&request, self.o.shared.fd.as_fd()))
         {
             return Err(SubmitError::new(e, context, buffer));
         }

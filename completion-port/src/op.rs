@@ -45,9 +45,19 @@ pub(crate) enum Request {
 pub(crate) const MAX_OFFSET: u64 = i64::MAX as u64;
 
 impl Request {
-    /// Refuses arguments the kernel would misread, before anything is submitted, whatever
-    /// the backend (docs/semantics.md F4).
-    pub(crate) fn check_args(&self) -> io::Result<()> {
+    /// Refuses arguments the kernel would misread or refuse, before anything is submitted,
+    /// whatever the backend: offsets above `i64::MAX` (docs/semantics.md F4) and buffers
+    /// longer than the kernel's 32-bit length fields ([`MAX_BUFFER`]).
+    pub(crate) fn check_args(&self, buffer: Option<&Vec<u8>>) -> io::Result<()> {
+        if let Some(buf) = buffer {
+            let len = if self.fills_buffer() { buf.capacity() } else { buf.len() };
+            if len > MAX_BUFFER {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("buffer of {len} bytes is longer than the kernel accepts ({MAX_BUFFER})"),
+                ));
+            }
+        }
         match self {
             Request::ReadAt { offset } | Request::WriteAt { offset } if *offset > MAX_OFFSET => {
                 Err(io::Error::new(

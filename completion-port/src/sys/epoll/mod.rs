@@ -42,7 +42,7 @@ use self::attempt::{complete, Done, Pending};
 use super::{HandleState, OpData};
 use crate::completion::Completion;
 use crate::handle::HandleShared;
-use crate::op::{FdKind, Request, SubmitError, MAX_BUFFER};
+use crate::op::{FdKind, Request, SubmitError};
 use crate::sync::lock_std as lock;
 use rustix::event::epoll::{self, EventData, EventFlags};
 use rustix::event::Timespec;
@@ -234,16 +234,6 @@ impl<C: Send + 'static> Epoll<C> {
 
     /// Starts one operation. See the module documentation for who performs its call.
     pub(crate) fn submit(&self, data: OpData<C>) -> Result<OpRef<C>, SubmitError<C>> {
-        if let Some(buf) = &data.buffer {
-            let len = if data.request.fills_buffer() { buf.capacity() } else { buf.len() };
-            if len > MAX_BUFFER {
-                let e = io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("buffer of {len} bytes is longer than the kernel accepts ({MAX_BUFFER})"),
-                );
-                return Err(SubmitError::new(e, data.context, data.buffer));
-            }
-        }
         let Some(fs) = fd_state::<C>(&data.handle).cloned() else {
             let e = io::Error::other("the descriptor was not registered with the epoll backend");
             return Err(SubmitError::new(e, data.context, data.buffer));

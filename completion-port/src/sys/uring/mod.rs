@@ -35,7 +35,7 @@ pub(crate) use op::OpRef;
 use super::OpData;
 use crate::completion::Completion;
 use crate::handle::HandleShared;
-use crate::op::{SubmitError, MAX_BUFFER};
+use crate::op::SubmitError;
 use crate::sync::lock_std as lock;
 use io_uring::{opcode, squeue, types, IoUring};
 use std::cell::Cell;
@@ -140,16 +140,6 @@ impl<C: Send + 'static> Uring<C> {
     /// Starts one operation: its SQE is handed to the kernel at once, or at the end of
     /// this thread's `batch` section.
     pub(crate) fn submit(&self, data: OpData<C>) -> Result<OpRef<C>, SubmitError<C>> {
-        if let Some(buf) = &data.buffer {
-            let len = if data.request.fills_buffer() { buf.capacity() } else { buf.len() };
-            if len > MAX_BUFFER {
-                let e = io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("buffer of {len} bytes is longer than the kernel accepts ({MAX_BUFFER})"),
-                );
-                return Err(SubmitError::new(e, data.context, data.buffer));
-            }
-        }
         let epoch = data.handle.cancel_epoch();
         let (entry, op_ref, user_data) = op::prepare(data, epoch);
         #[cfg(completion_port_tsan)]
