@@ -35,3 +35,25 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
 /// A generous bound for "promptly" in tests: long enough that a loaded 2-core CI machine
 /// never trips it, short enough that a hang fails the test instead of the CI run.
 pub const PROMPT: Duration = Duration::from_secs(10);
+
+/// Waits (at most `4 × PROMPT`, then kills it) for a child process that re-ran one test of
+/// this binary; asserts that it succeeded and ran exactly that test, and returns its
+/// stdout and stderr together.
+pub fn finish_child(mut child: std::process::Child) -> String {
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > PROMPT * 4 {
+            let _ = child.kill();
+            panic!("the child hung");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(status.success(), "child failed:\n{text}");
+    assert!(text.contains("1 passed"), "the child ran the test:\n{text}");
+    text
+}

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 const CHILD: &str = "CP_SECCOMP_CHILD";
 
@@ -22,23 +21,7 @@ fn run_child(name: &str) -> String {
         .env_remove(completion_port::BACKEND_ENV)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("the test binary starts again");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > PROMPT * 4 {
-            let _ = child.kill();
-            panic!("the child hung");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(status.success(), "child failed:\n{text}");
-    assert!(text.contains("1 passed"), "the child ran the test:\n{text}");
-    text
+    crate::common::finish_child(cmd.spawn().expect("the test binary starts again"))
 }
 
 /// From here on, this thread (and every thread it starts) gets `EPERM` from

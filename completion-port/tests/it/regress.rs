@@ -226,28 +226,14 @@ fn h10_kernel_cancel_under_a_thread_limit_is_delivered() {
     let asan = std::env::var("ASAN_OPTIONS").map(|o| format!("{o}:")).unwrap_or_default();
     cmd.env("ASAN_OPTIONS", format!("{asan}detect_leaks=0"));
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    let mut child = match cmd.spawn() {
+    let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             println!("SKIPPED {NAME}: cannot start the unprivileged child ({e}); needs setpriv as root");
             return;
         }
     };
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > PROMPT * 4 {
-            let _ = child.kill();
-            panic!("the child hung");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(status.success(), "child failed:\n{text}");
-    assert!(text.contains("1 passed"), "the child ran the test:\n{text}");
+    crate::common::finish_child(child);
 }
 
 fn thread_limited_child() {
