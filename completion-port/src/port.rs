@@ -87,7 +87,7 @@ pub struct CompletionPort<C> {
 struct Inner<C> {
     /// The most threads that may run at once (P1); fixed for the port's life.
     concurrency: usize,
-    /// Threads waiting of any kind: `state.waiters.len()`, plus one while `state.polling`.
+    /// Threads waiting of any kind: `state.waiters.len()`, plus `state.pollers`.
     /// Changed only under the `state` lock (always together with what it mirrors), read
     /// anywhere.
     ///
@@ -170,12 +170,17 @@ struct State<C> {
     closed: bool,
     /// Whether `driver` exists (read under the lock with the rest of the state).
     has_driver: bool,
-    /// A thread is the poller: it waits in the kernel for completions (or reads them).
-    /// Counted in `parked` while set. Invariant: while `has_driver`, `running <
-    /// concurrency` and `queue` is empty, a non-empty `waiters` implies `polling` (else
-    /// [`Inner::release`] promotes one).
-    polling: bool,
-    /// A wake-up of the poller is already on its way; cleared when a thread starts polling.
+    /// Threads that are pollers: they wait in the kernel for completions (or read them).
+    /// Counted in `parked`. At most `max_pollers`. Invariant: while `has_driver`,
+    /// `running < concurrency` and `queue` is empty, a non-empty `waiters` implies
+    /// `pollers > 0` (else [`Inner::release`] promotes one).
+    pollers: usize,
+    /// How many threads may poll at once: 1 where the backend's completion queue has one
+    /// consumer (io_uring), up to the concurrency value where the kernel itself wakes one
+    /// waiter per event (epoll). Set with `has_driver`.
+    max_pollers: usize,
+    /// A wake-up of a poller is already on its way; cleared when a thread starts polling
+    /// and when a poller comes back from the kernel (it may have consumed the wake-up).
     wake_pending: bool,
 }
 
@@ -342,10 +347,10 @@ impl<C: Send + 'static> Inner<C> {
         // Every change of `parked` is made under this lock, so this load sees the latest.
         debug_assert_eq!(
             self.parked.load(SeqCst),
-            st.waiters.len() + usize::from(st.polling),
-            "`parked` no longer mirrors the waiters and the poller"
+            st.waiters.len() + st.pollers,
+            "`parked` no longer mirrors the waiters and the pollers"
         );
-        if st.waiters.is_empty() && !st.polling {
+        if st.waiters.is_empty() && st.pollers == 0 {
             return wake; // the common case on a busy port: nothing to hand, promote or wake
         }
         while !st.waiters.is_empty() && self.try_slot() {
@@ -361,7 +366,7 @@ impl<C: Send + 'static> Inner<C> {
             wake.woken.push(w);
         }
         let slot_free = self.running.load(SeqCst) < self.concurrency;
-        if st.has_driver && !st.polling && slot_free && self.queue.is_empty() {
+        if st.has_driver && st.pollers == 0 && slot_free && self.queue.is_empty() {
             if let Some(w) = st.waiters.pop() {
                 // It counts in `parked` again once it sets `polling` (and then re-checks).
                 self.parked.fetch_sub(1, SeqCst);
@@ -369,9 +374,11 @@ impl<C: Send + 'static> Inner<C> {
                 wake.woken.push(w);
             }
         }
-        if st.polling && !st.wake_pending && slot_free && !self.queue.is_empty() {
-            // Packets the poller may take sit in the queue and nobody parked can take
-            // them: bring it out of the kernel (one wake-up on its way at a time).
+        if st.pollers > 0 && !st.wake_pending && ((slot_free && !self.queue.is_empty()) || st.closed) {
+            // Packets a poller may take sit in the queue and nobody parked can take them,
+            // or the port is closed: bring one out of the kernel (one wake-up on its way at
+            // a time; each poller that comes back clears the flag, so after `close` they
+            // leave one by one).
             st.wake_pending = true;
             wake.poller = true;
         }
@@ -464,7 +471,8 @@ impl<C: Send + 'static> CompletionPort<C> {
                     waiters: Vec::new(),
                     closed: false,
                     has_driver: false,
-                    polling: false,
+                    pollers: 0,
+                    max_pollers: 1,
                     wake_pending: false,
                 })),
                 driver: OnceLock::new(),
@@ -492,6 +500,8 @@ impl<C: Send + 'static> CompletionPort<C> {
         let wake = {
             let mut st = lock(&self.inner.state);
             st.has_driver = true;
+            st.max_pollers =
+                self.inner.driver.get().map_or(1, Driver::max_pollers).clamp(1, self.inner.concurrency);
             // Threads already parked must now have a poller among them.
             self.inner.release(&mut st)
         };
@@ -516,18 +526,36 @@ impl<C: Send + 'static> CompletionPort<C> {
         port
     }
 
+    /// loom test hook: like [`with_fake_backend`](Self::with_fake_backend), with a model
+    /// kernel that lets up to `pollers` threads wait at once and wakes one per entry
+    /// (epoll's behaviour), instead of one waiter (io_uring's).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn with_fake_backend_pollers(concurrency: usize, pollers: usize) -> Self {
+        let port = Self::new(concurrency);
+        port.install_fake(pollers);
+        port
+    }
+
     /// loom test hook: gives this port the model kernel of `sys/fake.rs` as its backend,
     /// exactly as the first `associate` installs a real one in [`driver`](Self::driver),
     /// possibly while threads wait in `get`. Does nothing if the port has a backend.
     #[cfg(loom)]
     #[doc(hidden)]
     pub fn install_fake_backend(&self) {
-        if self.inner.driver.set(Driver::fake()).is_err() {
+        self.install_fake(1);
+    }
+
+    #[cfg(loom)]
+    fn install_fake(&self, pollers: usize) {
+        if self.inner.driver.set(Driver::fake(pollers)).is_err() {
             return;
         }
         let wake = {
             let mut st = lock(&self.inner.state);
             st.has_driver = true;
+            st.max_pollers =
+                self.inner.driver.get().map_or(1, Driver::max_pollers).clamp(1, self.inner.concurrency);
             self.inner.release(&mut st)
         };
         self.inner.wake(wake);
@@ -770,16 +798,16 @@ impl<C: Send + 'static> CompletionPort<C> {
             // would miss a backend installed (first `associate`) while this thread waited.
             if let Some(drv) = self.existing_driver() {
                 let slot_free = inner.running.load(SeqCst) < concurrency;
-                if st.has_driver && !st.polling && slot_free && !polled_after_deadline {
-                    // Become the poller: wait in the kernel (or just look, if out of time).
-                    st.polling = true;
+                if st.has_driver && st.pollers < st.max_pollers && slot_free && !polled_after_deadline {
+                    // Become a poller: wait in the kernel (or just look, if out of time).
+                    st.pollers += 1;
                     st.wake_pending = false;
                     // The `parked` protocol: announce, fence, re-check. A post that missed
                     // the announcement queued its packet before the fence: take it instead.
                     inner.parked.fetch_add(1, SeqCst);
                     fence(SeqCst);
                     if !inner.queue.is_empty() && inner.running.load(SeqCst) < concurrency {
-                        st.polling = false;
+                        st.pollers -= 1;
                         inner.parked.fetch_sub(1, SeqCst);
                         continue;
                     }
@@ -787,7 +815,8 @@ impl<C: Send + 'static> CompletionPort<C> {
                     let r = if expired { drv.peek(&mut reaped) } else { drv.wait(deadline, &mut reaped) };
                     polled_after_deadline = expired;
                     st = lock(&inner.state);
-                    st.polling = false;
+                    st.pollers -= 1;
+                    st.wake_pending = false;
                     inner.parked.fetch_sub(1, SeqCst);
                     let n = reaped.len();
                     for packet in reaped.drain(..) {
@@ -825,7 +854,7 @@ impl<C: Send + 'static> CompletionPort<C> {
             inner.parked.fetch_add(1, SeqCst);
             fence(SeqCst);
             if inner.running.load(SeqCst) < concurrency
-                && (!inner.queue.is_empty() || (st.has_driver && !st.polling))
+                && (!inner.queue.is_empty() || (st.has_driver && st.pollers == 0))
             {
                 st.waiters.pop();
                 inner.parked.fetch_sub(1, SeqCst);
@@ -902,7 +931,7 @@ impl<C: Send + 'static> CompletionPort<C> {
             for w in &woken {
                 w.parker.set(CLOSED);
             }
-            (woken, st.polling)
+            (woken, st.pollers > 0)
         };
         tracing::debug!(waiters = woken.len(), "completion port closed");
         for w in woken {
@@ -957,7 +986,7 @@ impl<C: Send + 'static> CompletionPort<C> {
             // before it entered the kernel; it would then wait there forever. The port is
             // closed, so nobody becomes the poller any more: if a thread still is one,
             // wake it again, now that this call reaps no more.
-            if reaped_here && lock(&self.inner.state).polling {
+            if reaped_here && lock(&self.inner.state).pollers > 0 {
                 drv.wake();
             }
         }
@@ -982,7 +1011,7 @@ impl<C: Send + 'static> CompletionPort<C> {
     /// waiting in the kernel for I/O completions, if any.
     pub fn waiting(&self) -> usize {
         let st = lock(&self.inner.state);
-        st.waiters.len() + usize::from(st.polling)
+        st.waiters.len() + st.pollers
     }
 
     /// Runs `f`, which is about to block on something other than this port (a lock, a

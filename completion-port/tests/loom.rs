@@ -941,3 +941,95 @@ fn backend_installed_while_a_thread_calls_get() {
         assert_eq!(Arc::strong_count(&live), 1);
     });
 }
+
+// ---------------------------------------------------------------------------------------
+// Several pollers at once (the epoll backend): every thread in `get` may wait in the
+// kernel, which wakes one of them per event (docs/design.md, "Several pollers"). The
+// model kernel wakes exactly one waiter per entry, so a protocol that relies on a wake-up
+// reaching every poller deadlocks here.
+// ---------------------------------------------------------------------------------------
+
+/// A port whose model kernel lets two threads wait at once (epoll's behaviour).
+fn epoll_port(concurrency: usize) -> CompletionPort<Token> {
+    CompletionPort::with_fake_backend_pollers(concurrency, 2)
+}
+
+// Rule P7 (several pollers), P2: two threads wait in the kernel at once and two kernel
+// completions race them. Each completion is delivered exactly once and neither thread is
+// left waiting: one woken poller takes both or leaves one for the other, and wakes it.
+#[test]
+fn two_pollers_two_kernel_completions() {
+    loom::model(|| {
+        let port = epoll_port(2);
+        let live = Arc::new(());
+        let (a, b) = (io_getter(&port), io_getter(&port));
+        kernel_complete(&port, 1, &live);
+        kernel_complete(&port, 2, &live);
+        let seen: Vec<usize> = [a.join().unwrap(), b.join().unwrap()].into_iter().flatten().collect();
+        assert_exactly_once(seen, 2);
+        assert!(port.drain().is_empty());
+        drop(port);
+        assert_eq!(Arc::strong_count(&live), 1);
+    });
+}
+
+// Rule P7 (several pollers), P2: with both threads in the kernel, a `post` can hand its
+// packet to nobody directly; it wakes one poller, and a kernel completion races it. Each
+// packet is delivered exactly once, to either thread, and nobody is left waiting.
+#[test]
+fn two_pollers_post_races_kernel_completion() {
+    loom::model(|| {
+        let port = epoll_port(2);
+        let live = Arc::new(());
+        let (a, b) = (io_getter(&port), io_getter(&port));
+        until_waiting(&port, 2);
+        let poster = {
+            let (port, t) = (port.clone(), token(1, &live));
+            thread::spawn(move || port.post(1, 101, t).unwrap())
+        };
+        kernel_complete(&port, 2, &live);
+        poster.join().unwrap();
+        let seen: Vec<usize> = [a.join().unwrap(), b.join().unwrap()].into_iter().flatten().collect();
+        assert_exactly_once(seen, 2);
+        assert!(port.drain().is_empty());
+        drop(port);
+        assert_eq!(Arc::strong_count(&live), 1);
+    });
+}
+
+// Rule P8 (several pollers): two threads wait in the kernel and nothing is in flight;
+// `close` must bring both out, although its one wake-up reaches one poller only: each
+// poller that leaves a closed port wakes the next. Both return `Closed`.
+#[test]
+fn close_brings_every_poller_out() {
+    loom::model(|| {
+        let port = epoll_port(2);
+        let live = Arc::new(());
+        let (a, b) = (io_getter(&port), io_getter(&port));
+        until_waiting(&port, 2);
+        port.close();
+        assert_eq!(a.join().unwrap(), None, "A must return Closed");
+        assert_eq!(b.join().unwrap(), None, "B must return Closed");
+        assert!(port.drain().is_empty());
+        assert_closed_after(&port, &live);
+    });
+}
+
+// Rule P8, P10 (several pollers): `drain` (which closes, then reaps the kernel itself)
+// while two threads wait in the kernel: it may consume the wake-ups meant for them, so it
+// wakes one again when it is done, and that one wakes the other. Both return `Closed`.
+#[test]
+fn drain_with_two_pollers() {
+    loom::model(|| {
+        let port = epoll_port(2);
+        let live = Arc::new(());
+        port.fake_submit(1, token(1, &live));
+        let (a, b) = (io_getter(&port), io_getter(&port));
+        until_waiting(&port, 2);
+        let drained = port.drain();
+        assert_eq!(a.join().unwrap(), None, "A must return Closed");
+        assert_eq!(b.join().unwrap(), None, "B must return Closed");
+        assert_eq!(ids(drained), [1]);
+        assert_closed_after(&port, &live);
+    });
+}

@@ -20,6 +20,12 @@
 //!   now); `close` cancels every pending operation, which completes with `ECANCELED`;
 //! * **`in_flight`**: operations submitted whose completion the port has not yet queued
 //!   (`delivered` counts them down), which is what `drain` waits on.
+//! * **Several pollers** (`Fake::with_pollers(n)`, n > 1) model epoll instead: several
+//!   threads may wait at once, and each posted entry wakes **one** of them (`epoll_wait`'s
+//!   exclusive wait queue), which consumes every ready entry; a waiter that finds the queue
+//!   empty keeps waiting, even if entries were posted and taken meanwhile. This is weaker
+//!   than epoll, whose level-triggered wake-up descriptor may wake more than one: a
+//!   protocol that works here works there.
 //!
 //! Real submission (`submit`, `cancel`, `cancel_fd`) is not modelled: it returns an error.
 
@@ -59,11 +65,14 @@ pub(crate) struct Fake<C> {
     state: Mutex<FakeState<C>>,
     /// Signalled whenever an entry is posted.
     posted: Condvar,
+    /// How many threads may wait at once: 1 models io_uring, more model epoll.
+    pollers: usize,
 }
 
 impl<C: Send + 'static> Fake<C> {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn with_pollers(pollers: usize) -> Self {
         Self {
+            pollers: pollers.max(1),
             state: Mutex::new(FakeState {
                 cq: VecDeque::new(),
                 head: 0,
@@ -84,7 +93,11 @@ impl<C: Send + 'static> Fake<C> {
     fn post_locked(&self, st: &mut FakeState<C>, entry: Entry<C>) {
         st.cq.push_back(entry);
         st.tail += 1;
-        self.posted.notify_all();
+        if self.pollers > 1 {
+            self.posted.notify_one();
+        } else {
+            self.posted.notify_all();
+        }
     }
 
     /// Consumes every ready entry, moving the completions into `out`.
@@ -140,6 +153,11 @@ impl<C: Send + 'static> Fake<C> {
                 loom::thread::yield_now();
                 st = self.lock();
             }
+        } else if self.pollers > 1 {
+            // epoll: sleep until an entry is there for this waiter to take.
+            while st.cq.is_empty() {
+                st = self.posted.wait(st).unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
         } else {
             // Wake once an entry is posted beyond the head seen on entry, even if another
             // thread has consumed it since.
@@ -158,7 +176,11 @@ impl<C: Send + 'static> Fake<C> {
         Ok(())
     }
 
-    /// Posts a wake-up entry (the NOP).
+    pub(crate) fn max_pollers(&self) -> usize {
+        self.pollers
+    }
+
+    /// Posts a wake-up entry (the NOP, or the eventfd write).
     pub(crate) fn wake(&self) {
         let mut st = self.lock();
         self.post_locked(&mut st, Entry::Wake);

@@ -130,8 +130,8 @@ impl<C: Send + 'static> Driver<C> {
 
     /// The loom model backend.
     #[cfg(loom)]
-    pub(crate) fn fake() -> Self {
-        Driver::Fake(fake::Fake::new())
+    pub(crate) fn fake(pollers: usize) -> Self {
+        Driver::Fake(fake::Fake::with_pollers(pollers))
     }
 
     /// The loom model backend, for the test hooks; `None` for a real one.
@@ -190,6 +190,20 @@ impl<C: Send + 'static> Driver<C> {
             Driver::Epoll(e) => e.peek(out),
             #[cfg(loom)]
             Driver::Fake(k) => k.peek(out),
+        }
+    }
+
+    /// How many threads may wait in [`wait`](Self::wait) at once. io_uring: one (a
+    /// completion queue has one consumer; several waiters would all wake together).
+    /// epoll: any number: `epoll_wait` wakes one waiter per event, the most recent first
+    /// (its wait queue is exclusive and LIFO), and each thread runs the system calls of the
+    /// descriptors it was told about.
+    pub(crate) fn max_pollers(&self) -> usize {
+        match self {
+            Driver::Uring(_) => 1,
+            Driver::Epoll(_) => usize::MAX,
+            #[cfg(loom)]
+            Driver::Fake(k) => k.max_pollers(),
         }
     }
 

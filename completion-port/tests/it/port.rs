@@ -272,6 +272,60 @@ fn p8_close_wakes_every_waiter() {
     assert!(port.post(0, 0, 1).is_err());
 }
 
+// Rule P8, with I/O attached: eight threads wait on a port that has a backend (on epoll
+// every one of them may wait in the kernel at once, and one wake-up reaches one of them
+// only); close still brings all of them out promptly, and a post after the close fails.
+// Then P7 with I/O attached: the threads of a fresh port each take one posted packet.
+#[test]
+fn p8_close_wakes_every_waiter_with_io_attached() {
+    let port = CompletionPort::<u8>::new(8);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let _handle = port.associate(socket, 1).unwrap();
+    let waiters: Vec<_> = (0..8)
+        .map(|i| {
+            let port = port.clone();
+            thread::spawn(move || {
+                let timeout = if i % 2 == 0 { None } else { Some(Duration::from_secs(3600)) };
+                (port.get(timeout).map(|_| ()), Instant::now())
+            })
+        })
+        .collect();
+    wait_until(PROMPT, "8 threads wait", || port.waiting() == 8);
+    let closed_at = Instant::now();
+    port.close();
+    for w in waiters {
+        let (r, at) = w.join().unwrap();
+        assert_eq!(r.unwrap_err(), GetError::Closed);
+        assert!(at.duration_since(closed_at) < PROMPT);
+    }
+    assert!(port.post(0, 0, 1).is_err());
+
+    let port = CompletionPort::<u8>::new(8);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let _handle = port.associate(socket, 1).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let takers: Vec<_> = (0..8)
+        .map(|_| {
+            let (port, tx) = (port.clone(), tx.clone());
+            thread::spawn(move || {
+                let p = port.get(Some(PROMPT)).unwrap();
+                tx.send(p.context).unwrap();
+                // Hold the packet (stay counted) until every thread has one.
+            })
+        })
+        .collect();
+    wait_until(PROMPT, "8 threads wait", || port.waiting() == 8);
+    for i in 0..8u8 {
+        port.post(2, 0, i).unwrap();
+    }
+    let mut got: Vec<u8> = (0..8).map(|_| rx.recv_timeout(PROMPT).unwrap()).collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..8).collect::<Vec<_>>());
+    for t in takers {
+        t.join().unwrap();
+    }
+}
+
 // Rule P9: with concurrency 1 and two workers, the second is not released while the
 // first holds a packet, and is released when the first enters the blocking hint.
 #[test]
