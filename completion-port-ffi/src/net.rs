@@ -12,6 +12,7 @@ use crate::error::code::*;
 use crate::error::{self, ffi};
 use crate::file::{submit_failed, submit_read};
 use crate::port::{blocking, finish, Ctx, Op};
+use crate::regions::Regions;
 use crate::table::{self, lock, IoObj, Obj};
 use crate::types::*;
 use std::ffi::{c_char, c_int, c_void};
@@ -491,27 +492,16 @@ pub unsafe extern "C" fn iocp_recv(s: SOCKET, buf: *mut c_char, len: c_int, flag
     })
 }
 
-/// The caller's `WSABUF` array as `(address, length)` pairs.
-///
-/// # Safety
-///
-/// `bufs` points to `count` readable `WSABUF`s.
-unsafe fn wsabufs(bufs: *const WSABUF, count: DWORD) -> Result<Vec<(usize, usize)>, u32> {
-    if bufs.is_null() && count > 0 {
-        return Err(WSAEFAULT);
-    }
-    if count == 0 {
-        return Ok(Vec::new());
-    }
-    // SAFETY: contract.
-    let s = unsafe { std::slice::from_raw_parts(bufs, count as usize) };
-    Ok(s.iter().map(|b| (b.buf as usize, b.len as usize)).collect())
+/// The caller's regions as `iovec`s, for the synchronous calls.
+fn iovecs(r: &Regions) -> Vec<libc::iovec> {
+    r.as_slice().iter().map(|&(b, l)| libc::iovec { iov_base: b as *mut c_void, iov_len: l }).collect()
 }
 
 /// `WSARecv`: with an `OVERLAPPED` on an associated socket, starts a receive into the
-/// buffers and returns `SOCKET_ERROR` with `WSA_IO_PENDING`; the bytes are copied into
-/// them when the packet is delivered (0 bytes: the peer closed gracefully; failure
-/// `ERROR_NETNAME_DELETED`: it reset). Otherwise receives synchronously. Completion
+/// buffers (the kernel writes into them directly; several `WSABUF`s are one scatter
+/// list) and returns `SOCKET_ERROR` with `WSA_IO_PENDING`; the packet says how many bytes
+/// are there (0 bytes: the peer closed gracefully; failure `ERROR_NETNAME_DELETED`: it
+/// reset). Otherwise receives synchronously. Completion
 /// routines are not supported.
 ///
 /// # Safety
@@ -534,20 +524,16 @@ pub unsafe extern "C" fn WSARecv(
             return Err(WSAEOPNOTSUPP);
         }
         // SAFETY: contract.
-        let bufs = unsafe { wsabufs(lpBuffers, dwBufferCount) }?;
+        let bufs = unsafe { Regions::wsabufs(lpBuffers, dwBufferCount) }?;
         let ov = lpOverlapped as usize;
         let flags = if lpFlags.is_null() { 0 } else { unsafe_read(lpFlags) };
         if ov != 0 && o.handle().is_some() {
-            return submit_read(&o, ov, bufs, 0).map(|n| out_bytes(n, lpNumberOfBytesRecvd)).map_err(|c| {
-                if c == ERROR_IO_PENDING {
-                    WSA_IO_PENDING
-                } else {
-                    c
-                }
-            });
+            // SAFETY: the WSABUFs' memory is writable until the packet (contract).
+            return unsafe { submit_read(&o, ov, bufs, 0) }
+                .map(|n| out_bytes(n, lpNumberOfBytesRecvd))
+                .map_err(|c| if c == ERROR_IO_PENDING { WSA_IO_PENDING } else { c });
         }
-        let iov: Vec<libc::iovec> =
-            bufs.iter().map(|&(b, l)| libc::iovec { iov_base: b as *mut c_void, iov_len: l }).collect();
+        let iov = iovecs(&bufs);
         // SAFETY: all-zero is a valid msghdr; the iovecs describe the caller's buffers.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_ptr().cast_mut();
@@ -588,13 +574,13 @@ fn sync_done(n: isize, ov: usize, out: *mut DWORD) -> Result<c_int, u32> {
     Ok(0)
 }
 
-/// `WSASend`: as [`WSARecv`], sending; the bytes are copied at submission, and the
-/// packet comes when all of them are sent (or the send failed).
+/// `WSASend`: as [`WSARecv`], sending from the buffers (a gather list; not copied), and
+/// the packet comes when all of them are sent (or the send failed).
 ///
 /// # Safety
 ///
-/// `lpBuffers` points to `dwBufferCount` readable `WSABUF`s; `lpOverlapped` stays valid
-/// until the packet is delivered.
+/// `lpBuffers` points to `dwBufferCount` readable `WSABUF`s (read during the call) whose
+/// memory, like `lpOverlapped`, stays valid and unmodified until the packet is delivered.
 #[no_mangle]
 pub unsafe extern "C" fn WSASend(
     s: SOCKET,
@@ -611,22 +597,15 @@ pub unsafe extern "C" fn WSASend(
             return Err(WSAEOPNOTSUPP);
         }
         // SAFETY: contract.
-        let bufs = unsafe { wsabufs(lpBuffers, dwBufferCount) }?;
+        let bufs = unsafe { Regions::wsabufs(lpBuffers, dwBufferCount) }?;
         let ov = lpOverlapped as usize;
         if ov != 0 && o.handle().is_some() {
-            let mut data = Vec::with_capacity(bufs.iter().map(|b| b.1).sum());
-            for &(b, l) in &bufs {
-                if l > 0 {
-                    // SAFETY: each WSABUF is readable for its length (contract).
-                    data.extend_from_slice(unsafe { std::slice::from_raw_parts(b as *const u8, l) });
-                }
-            }
-            return crate::file::submit_write(&o, ov, data, 0)
+            // SAFETY: the WSABUFs' memory is readable until the packet (contract).
+            return unsafe { crate::file::submit_write(&o, ov, bufs, 0) }
                 .map(|n| out_bytes(n, lpNumberOfBytesSent))
                 .map_err(|c| if c == ERROR_IO_PENDING { WSA_IO_PENDING } else { c });
         }
-        let iov: Vec<libc::iovec> =
-            bufs.iter().map(|&(b, l)| libc::iovec { iov_base: b as *mut c_void, iov_len: l }).collect();
+        let iov = iovecs(&bufs);
         // SAFETY: all-zero is a valid msghdr; the iovecs describe the caller's buffers.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_ptr().cast_mut();
@@ -704,17 +683,17 @@ pub(crate) fn accepted(
     // under the listener's key, which the packet carries as Windows' does.
     let port = lock(&listener.assoc).as_ref().map(|a| a.port.clone()).ok_or(ERROR_INVALID_HANDLE)?;
     let tmp = port.associate(dup, key).map_err(|e| error::from_io(&e, true))?;
-    let recv_len = info.recv_len;
+    // SAFETY: the data part of the caller's AcceptEx buffer, writable for `recv_len` bytes
+    // until the AcceptEx packet, which this receive's packet is (AcceptEx's contract).
+    let buf = unsafe { Regions::one(info.buf, info.recv_len).buffer(true, 0) };
     let ctx = Ctx::new(ov, Op::AcceptData { tmp: tmp.clone(), info }, listener);
     let mut pending = lock(&listener.pending);
-    let mut buf = vec![0u8; recv_len];
-    buf.clear();
     match tmp.recv(buf, ctx) {
         Ok(id) => {
             pending.insert(ov, id);
             Ok(None)
         }
-        Err(e) => Err(error::from_io(&e.into_parts().0, true)),
+        Err(e) => Err(error::from_io(&e.error, true)),
     }
 }
 
@@ -759,7 +738,6 @@ pub unsafe extern "C" fn AcceptEx(
             // SAFETY: non-null; the caller passes a writable DWORD.
             unsafe { *lpdwBytesReceived = 0 };
         }
-        let h = l.handle().ok_or(WSAEINVAL)?;
         let ov = lpOverlapped as usize;
         let info = AcceptInfo {
             target: Arc::downgrade(&target),
@@ -769,16 +747,8 @@ pub unsafe extern "C" fn AcceptEx(
             remote_len: dwRemoteAddressLength as usize,
         };
         let ctx = Ctx::new(ov, Op::Accept(info), &l);
-        // SAFETY: the caller's OVERLAPPED, valid until the packet.
-        unsafe { write_overlapped(ov, crate::error::status::STATUS_PENDING, 0) };
-        let mut pending = lock(&l.pending);
-        match h.accept(ctx) {
-            Ok(id) => {
-                pending.insert(ov, id);
-                Err(ERROR_IO_PENDING)
-            }
-            Err(e) => Err(submit_failed(ov, &e.into_parts().0, true)),
-        }
+        // WSA_IO_PENDING is ERROR_IO_PENDING (997): FALSE with it, as Windows returns.
+        submit_socket(&l, ov, |h| h.accept(ctx).map_err(|e| e.error)).map(|_| TRUE)
     })
 }
 
@@ -939,9 +909,7 @@ pub(crate) fn write_from(a: &std::net::SocketAddr, from: usize, fromlen: usize) 
 fn submit_socket(
     o: &Arc<IoObj>,
     ov: usize,
-    f: impl FnOnce(
-        &completion_port::Handle<Ctx>,
-    ) -> Result<completion_port::OpId<Ctx>, completion_port::SubmitError<Ctx>>,
+    f: impl FnOnce(&completion_port::Handle<Ctx>) -> Result<completion_port::OpId<Ctx>, std::io::Error>,
 ) -> Result<c_int, u32> {
     let h = o.handle().ok_or(WSAEINVAL)?;
     // SAFETY: the caller's OVERLAPPED, valid until the packet.
@@ -952,18 +920,18 @@ fn submit_socket(
             pending.insert(ov, id);
             Err(WSA_IO_PENDING)
         }
-        Err(e) => Err(submit_failed(ov, &e.into_parts().0, true)),
+        Err(e) => Err(submit_failed(ov, &e, true)),
     }
 }
 
 /// `ConnectEx`: connects an associated socket (bound or not) and then sends
-/// `lpSendBuffer` (copied at submission), completing with one packet whose byte count is
-/// what was sent. Returns FALSE with `ERROR_IO_PENDING`.
+/// `lpSendBuffer` (not copied), completing with one packet whose byte count is what was
+/// sent. Returns FALSE with `ERROR_IO_PENDING`.
 ///
 /// # Safety
 ///
-/// `name` is readable for `namelen` bytes, `lpSendBuffer` for `dwSendDataLength` bytes
-/// during the call; `lpOverlapped` stays valid until the packet is delivered.
+/// `name` is readable for `namelen` bytes during the call; `lpSendBuffer` (readable for
+/// `dwSendDataLength` bytes) and `lpOverlapped` stay valid until the packet is delivered.
 #[no_mangle]
 pub unsafe extern "C" fn ConnectEx(
     s: SOCKET,
@@ -981,12 +949,10 @@ pub unsafe extern "C" fn ConnectEx(
         }
         // SAFETY: contract.
         let addr = unsafe { socket_addr(name, namelen) }?;
-        let send = if lpSendBuffer.is_null() || dwSendDataLength == 0 {
-            Vec::new()
+        let send = if lpSendBuffer.is_null() {
+            Regions::one(0, 0)
         } else {
-            // SAFETY: readable for `dwSendDataLength` bytes during the call (contract).
-            unsafe { std::slice::from_raw_parts(lpSendBuffer.cast::<u8>(), dwSendDataLength as usize) }
-                .to_vec()
+            Regions::one(lpSendBuffer as usize, dwSendDataLength as usize)
         };
         if !lpdwBytesSent.is_null() {
             // SAFETY: non-null; the caller passes a writable DWORD.
@@ -994,7 +960,7 @@ pub unsafe extern "C" fn ConnectEx(
         }
         let ov = lpOverlapped as usize;
         let ctx = Ctx::new(ov, Op::Connect { send }, &o);
-        submit_socket(&o, ov, |h| h.connect(addr, ctx))?;
+        submit_socket(&o, ov, |h| h.connect(addr, ctx).map_err(|e| e.error))?;
         Ok(TRUE)
     })
 }
@@ -1025,19 +991,17 @@ pub unsafe extern "C" fn WSARecvFrom(
             return Err(WSAEOPNOTSUPP);
         }
         // SAFETY: contract.
-        let bufs = unsafe { wsabufs(lpBuffers, dwBufferCount) }?;
+        let bufs = unsafe { Regions::wsabufs(lpBuffers, dwBufferCount) }?;
         let ov = lpOverlapped as usize;
         if ov != 0 && o.handle().is_some() {
-            let total: usize = bufs.iter().map(|b| b.1).sum();
-            let mut buf = vec![0u8; total];
-            buf.clear();
-            let op = Op::RecvFrom { bufs, from: lpFrom as usize, fromlen: lpFromlen as usize };
+            // SAFETY: the WSABUFs' memory is writable until the packet (contract).
+            let buf = unsafe { bufs.buffer(true, 0) };
+            let op = Op::RecvFrom { from: lpFrom as usize, fromlen: lpFromlen as usize };
             let ctx = Ctx::new(ov, op, &o);
-            return submit_socket(&o, ov, |h| h.recv_from(buf, ctx));
+            return submit_socket(&o, ov, |h| h.recv_from(buf, ctx).map_err(|e| e.error));
         }
         let flags = if lpFlags.is_null() { 0 } else { unsafe_read(lpFlags) };
-        let iov: Vec<libc::iovec> =
-            bufs.iter().map(|&(b, l)| libc::iovec { iov_base: b as *mut c_void, iov_len: l }).collect();
+        let iov = iovecs(&bufs);
         // SAFETY: all-zero is valid for both.
         let (mut msg, mut ss): (libc::msghdr, libc::sockaddr_storage) = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_ptr().cast_mut();
@@ -1056,7 +1020,8 @@ pub unsafe extern "C" fn WSARecvFrom(
     })
 }
 
-/// `WSASendTo`: sends one datagram to `lpTo` (copied at submission).
+/// `WSASendTo`: sends one datagram to `lpTo` (the address is copied at submission; the
+/// buffers are not).
 ///
 /// # Safety
 ///
@@ -1079,37 +1044,29 @@ pub unsafe extern "C" fn WSASendTo(
             return Err(WSAEOPNOTSUPP);
         }
         // SAFETY: contract.
-        let bufs = unsafe { wsabufs(lpBuffers, dwBufferCount) }?;
-        let mut data = Vec::with_capacity(bufs.iter().map(|b| b.1).sum());
-        for &(b, l) in &bufs {
-            if l > 0 {
-                // SAFETY: each WSABUF is readable for its length (contract).
-                data.extend_from_slice(unsafe { std::slice::from_raw_parts(b as *const u8, l) });
-            }
-        }
+        let bufs = unsafe { Regions::wsabufs(lpBuffers, dwBufferCount) }?;
         let ov = lpOverlapped as usize;
         if ov != 0 && o.handle().is_some() {
             // SAFETY: contract.
             let to = unsafe { socket_addr(lpTo, iTolen) }?;
-            let ctx = Ctx::new(ov, Op::Write { done: 0 }, &o);
-            return submit_socket(&o, ov, |h| h.send_to(data, to, ctx));
+            // SAFETY: the WSABUFs' memory is readable until the packet (contract).
+            let buf = unsafe { bufs.buffer(false, 0) };
+            // A datagram goes whole or not at all: no continuation (done = its length).
+            let ctx = Ctx::new(ov, Op::Write { done: 0, regions: Regions::one(0, 0) }, &o);
+            return submit_socket(&o, ov, |h| h.send_to(buf, to, ctx).map_err(|e| e.error));
         }
         // SAFETY: contract.
-        let (ss, n) = unsafe { addr_in(lpTo, iTolen) }?;
+        let (mut ss, n) = unsafe { addr_in(lpTo, iTolen) }?;
+        let iov = iovecs(&bufs);
+        // SAFETY: all-zero is a valid msghdr.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_ptr().cast_mut();
+        msg.msg_iovlen = iov.len();
+        msg.msg_name = (&raw mut ss).cast();
+        msg.msg_namelen = n;
         let r = blocking(|| {
-            o.with_fd(|fd| {
-                // SAFETY: `data` and `ss` are readable for their lengths.
-                unsafe {
-                    libc::sendto(
-                        fd,
-                        data.as_ptr().cast(),
-                        data.len(),
-                        dwFlags as c_int | libc::MSG_NOSIGNAL,
-                        (&raw const ss).cast(),
-                        n,
-                    )
-                }
-            })
+            // SAFETY: `msg` describes readable memory (the caller's buffers and `ss`).
+            o.with_fd(|fd| unsafe { libc::sendmsg(fd, &msg, dwFlags as c_int | libc::MSG_NOSIGNAL) })
         });
         sync_done(r, ov, lpNumberOfBytesSent)
     })

@@ -23,6 +23,27 @@ static SOCKET connect_client(void) {
     return c;
 }
 
+/* The large gathered send's bytes: segment i, byte j. */
+#define BIG_SEG (1 << 17)
+static char big_byte(size_t p) { return (char)((p % BIG_SEG) * 7 + p / BIG_SEG); }
+
+/* Reads 3 * BIG_SEG bytes from the client and checks each: 0 if all are right. */
+static DWORD WINAPI drain_big(LPVOID arg) {
+    SOCKET c = (SOCKET)arg;
+    static char chunk[65536];
+    size_t at = 0;
+    while (at < 3 * (size_t)BIG_SEG) {
+        int n = recv(c, chunk, sizeof chunk, 0);
+        if (n <= 0)
+            return 1;
+        for (int i = 0; i < n; i++)
+            if (chunk[i] != big_byte(at + (size_t)i))
+                return 2;
+        at += (size_t)n;
+    }
+    return 0;
+}
+
 /* One completion, expected to be for `ov`. Returns GQCS's result; *bytes set. */
 static BOOL next(LPOVERLAPPED ov, ULONG_PTR want_key, DWORD *bytes) {
     ULONG_PTR key = 0;
@@ -118,6 +139,34 @@ int main(void) {
     CHECK(next(&sov, 2, &bytes) && bytes == 4);
     char got[8];
     CHECK(recv(client, got, sizeof got, 0) == 4 && memcmp(got, "pong", 4) == 0);
+
+    /* A large gathered send from the caller's memory (three 128 KiB WSABUFs, a small send
+     * buffer): the packet comes once all of it is sent, however many partial sends the
+     * kernel made of it, and the bytes arrive in order. */
+    {
+        int small = 16384;
+        CHECK(setsockopt(s, SOL_SOCKET, SO_SNDBUF, (char *)&small, sizeof small) == 0);
+        WSABUF big[3];
+        for (int i = 0; i < 3; i++) {
+            big[i].len = BIG_SEG;
+            big[i].buf = (char *)malloc(BIG_SEG);
+            CHECK(big[i].buf != NULL);
+            for (size_t j = 0; j < BIG_SEG; j++)
+                big[i].buf[j] = big_byte((size_t)i * BIG_SEG + j);
+        }
+        HANDLE reader = CreateThread(NULL, 0, drain_big, (LPVOID)client, 0, NULL);
+        CHECK(reader != NULL);
+        memset(&sov, 0, sizeof sov);
+        r = WSASend(s, big, 3, NULL, 0, &sov, NULL);
+        CHECK(r == 0 || WSAGetLastError() == WSA_IO_PENDING);
+        CHECK(next(&sov, 2, &bytes) && bytes == 3 * BIG_SEG && sov.InternalHigh == 3 * BIG_SEG);
+        CHECK(WaitForSingleObject(reader, 10000) == WAIT_OBJECT_0);
+        DWORD code = 99;
+        CHECK(GetExitCodeThread(reader, &code) && code == 0);
+        CHECK(CloseHandle(reader));
+        for (int i = 0; i < 3; i++)
+            free(big[i].buf);
+    }
 
     /* Cancel: the receive completes with ERROR_OPERATION_ABORTED; then nothing is pending. */
     memset(&rov, 0, sizeof rov);
