@@ -276,8 +276,10 @@ pub unsafe extern "C" fn ReadFile(
                     // SAFETY: the caller's buffer is writable for `len` bytes.
                     unsafe { libc::pread(fd, lpBuffer, len, offset_of(ov) as libc::off_t) }
                 } else {
-                    // SAFETY: as above.
-                    unsafe { libc::read(fd, lpBuffer, len) }
+                    crate::net::as_blocking(fd, libc::POLLIN, || {
+                        // SAFETY: as above.
+                        unsafe { libc::read(fd, lpBuffer, len) }
+                    })
                 }
             })
         });
@@ -322,11 +324,15 @@ pub unsafe extern "C" fn WriteFile(
                     // SAFETY: the caller's buffer is readable for `len` bytes.
                     unsafe { libc::pwrite(fd, lpBuffer, len, offset_of(ov) as libc::off_t) }
                 } else if obj.socket {
-                    // SAFETY: as above.
-                    unsafe { libc::send(fd, lpBuffer, len, libc::MSG_NOSIGNAL) }
+                    crate::net::as_blocking(fd, libc::POLLOUT, || {
+                        // SAFETY: as above.
+                        unsafe { libc::send(fd, lpBuffer, len, libc::MSG_NOSIGNAL) }
+                    })
                 } else {
-                    // SAFETY: as above.
-                    unsafe { libc::write(fd, lpBuffer, len) }
+                    crate::net::as_blocking(fd, libc::POLLOUT, || {
+                        // SAFETY: as above.
+                        unsafe { libc::write(fd, lpBuffer, len) }
+                    })
                 }
             })
         });

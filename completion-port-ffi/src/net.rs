@@ -113,6 +113,36 @@ fn check(r: c_int) -> Result<c_int, u32> {
 }
 
 /// Runs a socket call: 0 or the value on success, `SOCKET_ERROR` with the code otherwise.
+/// Whether the epoll backend made `fd` non-blocking: an associated socket's open file
+/// description is `O_NONBLOCK` there (the shim has no `ioctlsocket(FIONBIO)`, so the caller
+/// cannot have done it).
+fn made_nonblocking(fd: RawFd) -> bool {
+    // SAFETY: plain system call on a descriptor the caller holds open.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    fl >= 0 && fl & libc::O_NONBLOCK != 0
+}
+
+/// Waits up to 200 ms for `events` on `fd`.
+fn wait_for(fd: RawFd, events: i16) {
+    let mut p = libc::pollfd { fd, events, revents: 0 };
+    // SAFETY: one valid pollfd. A failure (EINTR) just means another try of the call.
+    unsafe { libc::poll(&mut p, 1, 200) };
+}
+
+/// Runs the synchronous socket call `f` so that it blocks, as Winsock's do, also on a socket
+/// the epoll backend made non-blocking: while it fails with `EAGAIN` on such a socket, waits
+/// with `poll` for `events` and calls again. The wait is sliced (200 ms) so that the call
+/// is retried even if a wake-up is missed (a listener shut down by `closesocket`).
+pub(crate) fn as_blocking(fd: RawFd, events: i16, mut f: impl FnMut() -> isize) -> isize {
+    loop {
+        let n = f();
+        if n >= 0 || error::errno() != libc::EAGAIN || !made_nonblocking(fd) {
+            return n;
+        }
+        wait_for(fd, events);
+    }
+}
+
 fn wsa(f: impl FnOnce() -> Result<c_int, u32>) -> c_int {
     ffi(SOCKET_ERROR, f)
 }
@@ -284,8 +314,35 @@ pub unsafe extern "C" fn iocp_connect(s: SOCKET, name: *const c_void, namelen: c
         let o = table::socket(s)?;
         // SAFETY: contract.
         let (ss, n) = unsafe { addr_in(name, namelen) }?;
-        // SAFETY: `ss` holds `n` valid bytes.
-        blocking(|| o.with_fd(|fd| check(unsafe { libc::connect(fd, (&raw const ss).cast(), n) })))?;
+        blocking(|| {
+            o.with_fd(|fd| {
+                // SAFETY: `ss` holds `n` valid bytes.
+                let r = unsafe { libc::connect(fd, (&raw const ss).cast(), n) };
+                if r == 0 || error::errno() != libc::EINPROGRESS || !made_nonblocking(fd) {
+                    return check(r);
+                }
+                // Non-blocking by the epoll backend's doing: wait for the outcome, as a
+                // blocking connect does.
+                loop {
+                    let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+                    // SAFETY: one valid pollfd.
+                    if unsafe { libc::poll(&mut p, 1, -1) } == 1 {
+                        break;
+                    }
+                }
+                let mut err: c_int = 0;
+                let mut len = size_of::<c_int>() as libc::socklen_t;
+                // SAFETY: `err` and `len` are writable and describe each other.
+                unsafe {
+                    libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&raw mut err).cast(), &mut len)
+                };
+                if err == 0 {
+                    Ok(0)
+                } else {
+                    Err(error::from_errno_wsa(err))
+                }
+            })
+        })?;
         Ok(0)
     })
 }
@@ -304,8 +361,10 @@ pub unsafe extern "C" fn iocp_accept(s: SOCKET, addr: *mut c_void, addrlen: *mut
         let mut n = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         let fd = blocking(|| {
             o.with_fd(|fd| {
-                // SAFETY: `ss` and `n` are writable and describe each other.
-                check(unsafe { libc::accept4(fd, (&raw mut ss).cast(), &mut n, libc::SOCK_CLOEXEC) })
+                check(as_blocking(fd, libc::POLLIN, || {
+                    // SAFETY: `ss` and `n` are writable and describe each other.
+                    unsafe { libc::accept4(fd, (&raw mut ss).cast(), &mut n, libc::SOCK_CLOEXEC) as isize }
+                }) as c_int)
             })
         })
         // Closed by another thread while this one waited.
@@ -467,9 +526,11 @@ pub unsafe extern "C" fn iocp_send(s: SOCKET, buf: *const c_char, len: c_int, fl
     wsa(|| {
         let o = table::socket(s)?;
         let n = blocking(|| {
-            // SAFETY: the caller's buffer is readable for `len` bytes.
-            o.with_fd(|fd| unsafe {
-                libc::send(fd, buf.cast(), len.max(0) as usize, flags | libc::MSG_NOSIGNAL)
+            o.with_fd(|fd| {
+                as_blocking(fd, libc::POLLOUT, || {
+                    // SAFETY: the caller's buffer is readable for `len` bytes.
+                    unsafe { libc::send(fd, buf.cast(), len.max(0) as usize, flags | libc::MSG_NOSIGNAL) }
+                })
             })
         });
         check(n as c_int)
@@ -485,9 +546,14 @@ pub unsafe extern "C" fn iocp_send(s: SOCKET, buf: *const c_char, len: c_int, fl
 pub unsafe extern "C" fn iocp_recv(s: SOCKET, buf: *mut c_char, len: c_int, flags: c_int) -> c_int {
     wsa(|| {
         let o = table::socket(s)?;
-        // SAFETY: the caller's buffer is writable for `len` bytes.
-        let n =
-            blocking(|| o.with_fd(|fd| unsafe { libc::recv(fd, buf.cast(), len.max(0) as usize, flags) }));
+        let n = blocking(|| {
+            o.with_fd(|fd| {
+                as_blocking(fd, libc::POLLIN, || {
+                    // SAFETY: the caller's buffer is writable for `len` bytes.
+                    unsafe { libc::recv(fd, buf.cast(), len.max(0) as usize, flags) }
+                })
+            })
+        });
         check(n as c_int)
     })
 }
@@ -538,8 +604,12 @@ pub unsafe extern "C" fn WSARecv(
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_ptr().cast_mut();
         msg.msg_iovlen = iov.len();
-        // SAFETY: `msg` describes writable memory (the caller's buffers).
-        let n = blocking(|| o.with_fd(|fd| unsafe { libc::recvmsg(fd, &mut msg, flags as c_int) }));
+        let n = blocking(|| {
+            o.with_fd(|fd| {
+                // SAFETY: `msg` describes writable memory (the caller's buffers).
+                as_blocking(fd, libc::POLLIN, || unsafe { libc::recvmsg(fd, &mut msg, flags as c_int) })
+            })
+        });
         sync_done(n, ov, lpNumberOfBytesRecvd)
     })
 }
@@ -611,8 +681,12 @@ pub unsafe extern "C" fn WSASend(
         msg.msg_iov = iov.as_ptr().cast_mut();
         msg.msg_iovlen = iov.len();
         let n = blocking(|| {
-            // SAFETY: `msg` describes readable memory.
-            o.with_fd(|fd| unsafe { libc::sendmsg(fd, &msg, dwFlags as c_int | libc::MSG_NOSIGNAL) })
+            o.with_fd(|fd| {
+                // SAFETY: `msg` describes readable memory.
+                as_blocking(fd, libc::POLLOUT, || unsafe {
+                    libc::sendmsg(fd, &msg, dwFlags as c_int | libc::MSG_NOSIGNAL)
+                })
+            })
         });
         sync_done(n, ov, lpNumberOfBytesSent)
     })
@@ -1009,8 +1083,10 @@ pub unsafe extern "C" fn WSARecvFrom(
         msg.msg_name = (&raw mut ss).cast();
         msg.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
         let n = blocking(|| {
-            // SAFETY: `msg` describes writable memory (the caller's buffers and `ss`).
-            o.with_fd(|fd| unsafe { libc::recvmsg(fd, &mut msg, flags as c_int) })
+            o.with_fd(|fd| {
+                // SAFETY: `msg` describes writable memory (the caller's buffers and `ss`).
+                as_blocking(fd, libc::POLLIN, || unsafe { libc::recvmsg(fd, &mut msg, flags as c_int) })
+            })
         });
         if n >= 0 {
             // SAFETY: the caller's address buffer (contract).
@@ -1065,8 +1141,12 @@ pub unsafe extern "C" fn WSASendTo(
         msg.msg_name = (&raw mut ss).cast();
         msg.msg_namelen = n;
         let r = blocking(|| {
-            // SAFETY: `msg` describes readable memory (the caller's buffers and `ss`).
-            o.with_fd(|fd| unsafe { libc::sendmsg(fd, &msg, dwFlags as c_int | libc::MSG_NOSIGNAL) })
+            o.with_fd(|fd| {
+                // SAFETY: `msg` describes readable memory (the caller's buffers and `ss`).
+                as_blocking(fd, libc::POLLOUT, || unsafe {
+                    libc::sendmsg(fd, &msg, dwFlags as c_int | libc::MSG_NOSIGNAL)
+                })
+            })
         });
         sync_done(r, ov, lpNumberOfBytesSent)
     })

@@ -44,6 +44,22 @@ static DWORD WINAPI drain_big(LPVOID arg) {
     return 0;
 }
 
+/* After 100 ms, sends "late" on the socket. */
+static DWORD WINAPI delayed_send(LPVOID arg) {
+    Sleep(100);
+    return send((SOCKET)arg, "late", 4, 0) == 4 ? 0 : 1;
+}
+
+static SOCKET late_client = INVALID_SOCKET;
+
+/* After 100 ms, connects a client to the listener. */
+static DWORD WINAPI delayed_connect(LPVOID arg) {
+    (void)arg;
+    Sleep(100);
+    late_client = connect_client();
+    return 0;
+}
+
 /* One completion, expected to be for `ov`. Returns GQCS's result; *bytes set. */
 static BOOL next(LPOVERLAPPED ov, ULONG_PTR want_key, DWORD *bytes) {
     ULONG_PTR key = 0;
@@ -166,6 +182,21 @@ int main(void) {
         CHECK(CloseHandle(reader));
         for (int i = 0; i < 3; i++)
             free(big[i].buf);
+    }
+
+    /* The synchronous calls block on associated sockets too, as Winsock's do (the epoll
+     * backend makes them O_NONBLOCK underneath: the shim waits for readiness). */
+    {
+        HANDLE t = CreateThread(NULL, 0, delayed_send, (LPVOID)client, 0, NULL);
+        char late[8];
+        CHECK(recv(s, late, sizeof late, 0) == 4 && memcmp(late, "late", 4) == 0);
+        CHECK(WaitForSingleObject(t, 5000) == WAIT_OBJECT_0 && CloseHandle(t));
+        t = CreateThread(NULL, 0, delayed_connect, NULL, 0, NULL);
+        SOCKET a = accept(listener, NULL, NULL);
+        CHECK(a != INVALID_SOCKET);
+        CHECK(WaitForSingleObject(t, 5000) == WAIT_OBJECT_0 && CloseHandle(t));
+        CHECK(send(a, "x", 1, 0) == 1 && recv(late_client, late, 1, 0) == 1 && late[0] == 'x');
+        CHECK(closesocket(a) == 0 && closesocket(late_client) == 0);
     }
 
     /* Cancel: the receive completes with ERROR_OPERATION_ABORTED; then nothing is pending. */
