@@ -16,11 +16,12 @@ use std::sync::{Arc, Mutex, Weak};
 /// A file or socket associated with a [`CompletionPort`]: every operation started through
 /// it completes to that port, carrying the handle's key (docs/semantics.md H1).
 ///
-/// Each operation takes an owned buffer and a context; the buffer belongs to the
-/// operation until its packet is delivered, and comes back in the packet with the bytes
-/// transferred (H3). Reads and receives fill the buffer from its start up to its
-/// **capacity** and set its length to the bytes read; writes and sends send its `len()`
-/// bytes. Every accepted operation produces exactly one packet (H2); a refused one returns
+/// Each operation takes a buffer and a context; the buffer belongs to the operation until
+/// its packet is delivered, and comes back in the packet with the bytes transferred (H3).
+/// A buffer is anything that converts into a [`Buffer`]: a `Vec<u8>` (reads and receives
+/// fill it from its start up to its **capacity** and set its length to the bytes read;
+/// writes and sends send its `len()` bytes), a `Box<[u8]>`, caller-owned raw memory or a
+/// scatter/gather list of those (H11). Every accepted operation produces exactly one packet (H2); a refused one returns
 /// a [`SubmitError`] holding the context and buffer, and produces none.
 ///
 /// # Examples
