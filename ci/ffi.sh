@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The C API (issue 11): builds libiocp in release, compiles the C/C++ examples and the C
 # test suite against include/ with cc and c++, runs them and checks their output (the echo
-# server serves real clients on 127.0.0.1), then runs the C tests under valgrind (no memory
-# error, no definite leak) if valgrind is installed.
+# server serves real clients on 127.0.0.1), then runs the C tests and examples built with
+# AddressSanitizer on both backends (the kernel's and the shim's accesses to the caller's
+# buffers go through intercepted calls on epoll: a buffer freed or overrun while an
+# operation uses it is reported), and under valgrind (no memory error, no definite leak) if
+# valgrind is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,11 +83,37 @@ for t in symbols port file net; do
   timeout 60 "$out/$t-cxx"
 done
 
+echo "== AddressSanitizer (C side): the C tests and two examples, io_uring and epoll"
+asan=(-fsanitize=address -fno-omit-frame-pointer -g)
+for t in port file net; do
+  cc -std=c11 -Wall -Wextra -Werror "${asan[@]}" -I "$inc" "completion-port-ffi/tests/c/$t.c" "$lib/libiocp.a" \
+    -lpthread -ldl -lm -o "$out/$t-asan"
+done
+cc -std=c11 -Wall -Wextra -Werror "${asan[@]}" -I "$inc/compat" "$ex/shutdown_key.c" "$lib/libiocp.a" \
+  -lpthread -ldl -lm -o "$out/shutdown_key-asan"
+c++ -std=c++17 -Wall -Wextra -Werror "${asan[@]}" -I "$inc/compat" "$ex/read_files.cpp" "$lib/libiocp.a" \
+  -lpthread -ldl -lm -o "$out/read_files-asan"
+for backend in uring epoll; do
+  export COMPLETION_PORT_BACKEND=$backend ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=98
+  for t in port file net; do
+    timeout 120 "$out/$t-asan" >/dev/null || { echo "ASan ($backend): C test $t failed" >&2; exit 1; }
+  done
+  timeout 60 "$out/shutdown_key-asan" 4 1000 >/dev/null
+  timeout 60 "$out/read_files-asan" "$out/one" "$out/two" | grep -q "done: 4 reads completed"
+  echo "asan ($backend): port, file, net, shutdown_key, read_files clean"
+done
+unset COMPLETION_PORT_BACKEND ASAN_OPTIONS
+
 if command -v valgrind >/dev/null; then
+  # net runs on epoll here: its large gathered send needs the reader thread to run while the
+  # main thread waits in GetQueuedCompletionStatus, and under valgrind (3.19) that wait in
+  # io_uring_enter times out instead; the ASan runs above cover net on io_uring.
   for t in port file net; do
     echo "== valgrind: C test $t"
-    valgrind --quiet --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
-      --error-exitcode=99 "$out/$t"
+    backend=uring
+    [ "$t" = net ] && backend=epoll
+    COMPLETION_PORT_BACKEND=$backend valgrind --quiet --leak-check=full --show-leak-kinds=definite \
+      --errors-for-leak-kinds=definite --error-exitcode=99 "$out/$t"
   done
   echo "== valgrind: shutdown_key"
   valgrind --quiet --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The C echo server (examples/echo_server.cpp on libiocp) against `cport serve`, both with
 # 2 workers and concurrency 2, each driven by `cport load` (50 connections, 64-byte
-# messages, 4 s), alternated for ROUNDS rounds (default 3). Prints msgs/s per run and the
-# ratio of the medians. Figures from a shared machine are noisy: compare medians.
+# messages, 4 s), alternated for ROUNDS rounds (default 3): A B A B, a fresh server process
+# each run, the servers pinned to CPUS (default 0,1) with taskset. Prints msgs/s per run
+# and the ratio of the medians. Figures from a shared machine are noisy: compare medians.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-3}
+cpus=${CPUS:-0,1}
 cargo build --release -q -p cport -p completion-port-ffi
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 bin=$(mktemp -d)
@@ -19,11 +21,11 @@ load() {
 }
 serve=() c=()
 for _ in $(seq "$rounds"); do
-  "$target/release/cport" serve --addr 127.0.0.1:7101 --workers 2 --concurrency 2 2>/dev/null & pid=$!
+  taskset -c "$cpus" "$target/release/cport" serve --addr 127.0.0.1:7101 --workers 2 --concurrency 2 2>/dev/null & pid=$!
   sleep 0.5
   serve+=("$(load 7101)")
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
-  "$bin/echo_server" 7102 0 >/dev/null & pid=$!
+  taskset -c "$cpus" "$bin/echo_server" 7102 0 >/dev/null & pid=$!
   sleep 0.5
   c+=("$(load 7102)")
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=

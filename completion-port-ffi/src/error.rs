@@ -166,6 +166,11 @@ pub(crate) fn from_io(e: &io::Error, socket: bool) -> u32 {
     }
 }
 
+/// The calling thread's `errno`.
+pub(crate) fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
 /// The current `errno` as a Winsock code.
 pub(crate) fn last_wsa() -> u32 {
     from_errno_wsa(io::Error::last_os_error().raw_os_error().unwrap_or(0))

@@ -4,14 +4,15 @@
 //!
 //! An operation with an `OVERLAPPED` on an object associated with a port goes to the
 //! kernel through the library and always completes with a packet (it returns FALSE with
-//! `ERROR_IO_PENDING`). The library's operations own their buffer: a write copies the
-//! caller's bytes into one at submission, and a read's bytes are copied into the caller's
-//! buffer when its packet is delivered (`GetQueuedCompletionStatus`). On an object with no
-//! port, the operation runs synchronously and returns TRUE, as Windows may.
+//! `ERROR_IO_PENDING`). It runs on the caller's own memory (the library's raw
+//! [`Buffer`](completion_port::Buffer) form), which the caller keeps valid until the packet,
+//! as Windows requires: nothing is copied. On an object with no port, the operation runs
+//! synchronously and returns TRUE, as Windows may.
 
 use crate::error::code::*;
 use crate::error::{self, ffi, status};
 use crate::port::{blocking, deliver, finish, Ctx, Op};
+use crate::regions::Regions;
 use crate::table::{self, lock, IoObj, Obj};
 use crate::types::*;
 use completion_port::Started;
@@ -89,30 +90,33 @@ pub unsafe extern "C" fn CreateFileA(
     })
 }
 
-/// Starts an overlapped read into `bufs` on an associated object: `Err(ERROR_IO_PENDING)`
-/// once submitted (a packet will come), `Ok(bytes)` if it completed at once on a socket with
-/// `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` (no packet), or the error.
-pub(crate) fn submit_read(
+/// Starts an overlapped read into the caller's `regions` on an associated object:
+/// `Err(ERROR_IO_PENDING)` once submitted (a packet will come), `Ok(bytes)` if it completed
+/// at once on a socket with `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` (no packet), or the error.
+///
+/// # Safety
+///
+/// The regions are writable and stay valid until the packet, as
+/// [`Regions::buffer`] requires (the caller's contract for overlapped calls).
+pub(crate) unsafe fn submit_read(
     obj: &Arc<IoObj>,
     ov: usize,
-    bufs: Vec<(usize, usize)>,
+    regions: Regions,
     offset: u64,
 ) -> Result<u32, u32> {
     let h = obj.handle().ok_or(ERROR_INVALID_PARAMETER)?;
-    let total: usize = bufs.iter().map(|b| b.1).sum();
-    if total > MAX_BUFFER {
+    let asked = regions.total();
+    if asked > MAX_BUFFER {
         return Err(ERROR_INVALID_PARAMETER);
     }
-    // Zeroed once: the kernel fills it through io_uring, which memory checkers such as
-    // valgrind do not see; zeroing keeps them from flagging the bytes copied out as
-    // uninitialised (a memset beside the copy that delivery makes anyway).
-    let mut buf = vec![0u8; total];
-    buf.clear();
-    let ctx = Ctx::new(ov, Op::Read { bufs, file: !obj.socket }, obj);
+    // SAFETY: contract: the caller's memory, writable until the packet; the operation
+    // holds the Buffer until then and delivery drops it before the caller hears.
+    let buf = unsafe { regions.buffer(true, 0) };
+    let ctx = Ctx::new(ov, Op::Read { asked, file: !obj.socket }, obj);
     // SAFETY: `ov` is the caller's OVERLAPPED, valid until the packet (Windows' contract).
     unsafe { write_overlapped(ov, status::STATUS_PENDING, 0) };
     let mut pending = lock(&obj.pending);
-    if obj.socket && total > 0 && obj.skip_on_success.load(Ordering::Relaxed) {
+    if obj.socket && asked > 0 && obj.skip_on_success.load(Ordering::Relaxed) {
         let r = h.recv_eager(buf, ctx);
         return started(obj, ov, pending, r);
     }
@@ -122,7 +126,7 @@ pub(crate) fn submit_read(
             pending.insert(ov, id);
             Err(ERROR_IO_PENDING)
         }
-        Err(e) => Err(submit_failed(ov, &e.into_parts().0, obj.socket)),
+        Err(e) => Err(submit_failed(ov, &e.error, obj.socket)),
     }
 }
 
@@ -148,29 +152,44 @@ fn started(
                 None => Err(ERROR_IO_PENDING),
             }
         }
-        Err(e) => Err(submit_failed(ov, &e.into_parts().0, obj.socket)),
+        Err(e) => Err(submit_failed(ov, &e.error, obj.socket)),
     }
 }
 
-/// Starts an overlapped write of `data` (copied) on an associated object; results as
-/// [`submit_read`].
-pub(crate) fn submit_write(obj: &Arc<IoObj>, ov: usize, data: Vec<u8>, offset: u64) -> Result<u32, u32> {
+/// Starts an overlapped write of the caller's `regions` on an associated object; results as
+/// [`submit_read`]. On a socket the packet comes once all of it is sent: a partial send is
+/// continued from where it stopped, under the same `OVERLAPPED` (see `port::deliver`).
+///
+/// # Safety
+///
+/// The regions are readable and stay valid until the packet (as [`submit_read`]).
+pub(crate) unsafe fn submit_write(
+    obj: &Arc<IoObj>,
+    ov: usize,
+    regions: Regions,
+    offset: u64,
+) -> Result<u32, u32> {
     let h = obj.handle().ok_or(ERROR_INVALID_PARAMETER)?;
-    let ctx = Ctx::new(ov, Op::Write { done: 0 }, obj);
+    if regions.total() > MAX_BUFFER {
+        return Err(ERROR_INVALID_PARAMETER);
+    }
+    // SAFETY: contract, as in `submit_read`.
+    let buf = unsafe { regions.buffer(false, 0) };
+    let ctx = Ctx::new(ov, Op::Write { done: 0, regions }, obj);
     // SAFETY: `ov` is the caller's OVERLAPPED, valid until the packet (Windows' contract).
     unsafe { write_overlapped(ov, status::STATUS_PENDING, 0) };
     let mut pending = lock(&obj.pending);
     if obj.socket && obj.skip_on_success.load(Ordering::Relaxed) {
-        let r = h.send_eager(data, ctx);
+        let r = h.send_eager(buf, ctx);
         return started(obj, ov, pending, r);
     }
-    let r = if obj.socket { h.send(data, ctx) } else { h.write_at(data, offset, ctx) };
+    let r = if obj.socket { h.send(buf, ctx) } else { h.write_at(buf, offset, ctx) };
     match r {
         Ok(id) => {
             pending.insert(ov, id);
             Err(ERROR_IO_PENDING)
         }
-        Err(e) => Err(submit_failed(ov, &e.into_parts().0, obj.socket)),
+        Err(e) => Err(submit_failed(ov, &e.error, obj.socket)),
     }
 }
 
@@ -247,7 +266,8 @@ pub unsafe extern "C" fn ReadFile(
         let ov = lpOverlapped as usize;
         let len = nNumberOfBytesToRead as usize;
         if ov != 0 && obj.handle().is_some() {
-            let n = submit_read(&obj, ov, vec![(lpBuffer as usize, len)], offset_of(ov))?;
+            // SAFETY: the caller's buffer, writable until the packet (this function's contract).
+            let n = unsafe { submit_read(&obj, ov, Regions::one(lpBuffer as usize, len), offset_of(ov)) }?;
             return Ok(done_at_once(n, lpNumberOfBytesRead));
         }
         let n = blocking(|| {
@@ -256,8 +276,10 @@ pub unsafe extern "C" fn ReadFile(
                     // SAFETY: the caller's buffer is writable for `len` bytes.
                     unsafe { libc::pread(fd, lpBuffer, len, offset_of(ov) as libc::off_t) }
                 } else {
-                    // SAFETY: as above.
-                    unsafe { libc::read(fd, lpBuffer, len) }
+                    crate::net::as_blocking(fd, libc::POLLIN, || {
+                        // SAFETY: as above.
+                        unsafe { libc::read(fd, lpBuffer, len) }
+                    })
                 }
             })
         });
@@ -265,12 +287,13 @@ pub unsafe extern "C" fn ReadFile(
     })
 }
 
-/// `WriteFile`: as [`ReadFile`], writing; the bytes are copied at submission.
+/// `WriteFile`: as [`ReadFile`], writing from `lpBuffer` (not copied: as on Windows, the
+/// caller leaves it alone until the packet).
 ///
 /// # Safety
 ///
-/// `lpBuffer` is readable for `nNumberOfBytesToWrite` bytes during the call;
-/// `lpOverlapped` stays valid until the operation's packet is delivered.
+/// `lpBuffer` is readable for `nNumberOfBytesToWrite` bytes and, like `lpOverlapped`,
+/// stays valid and unmodified until the operation's packet is delivered.
 #[no_mangle]
 pub unsafe extern "C" fn WriteFile(
     hFile: HANDLE,
@@ -291,13 +314,8 @@ pub unsafe extern "C" fn WriteFile(
         let ov = lpOverlapped as usize;
         let len = nNumberOfBytesToWrite as usize;
         if ov != 0 && obj.handle().is_some() {
-            let data = if len == 0 {
-                Vec::new()
-            } else {
-                // SAFETY: the caller's buffer is readable for `len` bytes during this call.
-                unsafe { std::slice::from_raw_parts(lpBuffer.cast::<u8>(), len) }.to_vec()
-            };
-            let n = submit_write(&obj, ov, data, offset_of(ov))?;
+            // SAFETY: the caller's buffer, readable until the packet (this function's contract).
+            let n = unsafe { submit_write(&obj, ov, Regions::one(lpBuffer as usize, len), offset_of(ov)) }?;
             return Ok(done_at_once(n, lpNumberOfBytesWritten));
         }
         let n = blocking(|| {
@@ -306,11 +324,15 @@ pub unsafe extern "C" fn WriteFile(
                     // SAFETY: the caller's buffer is readable for `len` bytes.
                     unsafe { libc::pwrite(fd, lpBuffer, len, offset_of(ov) as libc::off_t) }
                 } else if obj.socket {
-                    // SAFETY: as above.
-                    unsafe { libc::send(fd, lpBuffer, len, libc::MSG_NOSIGNAL) }
+                    crate::net::as_blocking(fd, libc::POLLOUT, || {
+                        // SAFETY: as above.
+                        unsafe { libc::send(fd, lpBuffer, len, libc::MSG_NOSIGNAL) }
+                    })
                 } else {
-                    // SAFETY: as above.
-                    unsafe { libc::write(fd, lpBuffer, len) }
+                    crate::net::as_blocking(fd, libc::POLLOUT, || {
+                        // SAFETY: as above.
+                        unsafe { libc::write(fd, lpBuffer, len) }
+                    })
                 }
             })
         });

@@ -16,6 +16,7 @@ mod error;
 mod file;
 mod net;
 mod port;
+mod regions;
 mod sync;
 mod table;
 pub mod types;

@@ -12,6 +12,7 @@ use crate::error::code::*;
 use crate::error::{self, ffi};
 use crate::file::{submit_failed, submit_read};
 use crate::port::{blocking, finish, Ctx, Op};
+use crate::regions::Regions;
 use crate::table::{self, lock, IoObj, Obj};
 use crate::types::*;
 use std::ffi::{c_char, c_int, c_void};
@@ -112,6 +113,36 @@ fn check(r: c_int) -> Result<c_int, u32> {
 }
 
 /// Runs a socket call: 0 or the value on success, `SOCKET_ERROR` with the code otherwise.
+/// Whether the epoll backend made `fd` non-blocking: an associated socket's open file
+/// description is `O_NONBLOCK` there (the shim has no `ioctlsocket(FIONBIO)`, so the caller
+/// cannot have done it).
+fn made_nonblocking(fd: RawFd) -> bool {
+    // SAFETY: plain system call on a descriptor the caller holds open.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    fl >= 0 && fl & libc::O_NONBLOCK != 0
+}
+
+/// Waits up to 200 ms for `events` on `fd`.
+fn wait_for(fd: RawFd, events: i16) {
+    let mut p = libc::pollfd { fd, events, revents: 0 };
+    // SAFETY: one valid pollfd. A failure (EINTR) just means another try of the call.
+    unsafe { libc::poll(&mut p, 1, 200) };
+}
+
+/// Runs the synchronous socket call `f` so that it blocks, as Winsock's do, also on a socket
+/// the epoll backend made non-blocking: while it fails with `EAGAIN` on such a socket, waits
+/// with `poll` for `events` and calls again. The wait is sliced (200 ms) so that the call
+/// is retried even if a wake-up is missed (a listener shut down by `closesocket`).
+pub(crate) fn as_blocking(fd: RawFd, events: i16, mut f: impl FnMut() -> isize) -> isize {
+    loop {
+        let n = f();
+        if n >= 0 || error::errno() != libc::EAGAIN || !made_nonblocking(fd) {
+            return n;
+        }
+        wait_for(fd, events);
+    }
+}
+
 fn wsa(f: impl FnOnce() -> Result<c_int, u32>) -> c_int {
     ffi(SOCKET_ERROR, f)
 }
@@ -283,8 +314,35 @@ pub unsafe extern "C" fn iocp_connect(s: SOCKET, name: *const c_void, namelen: c
         let o = table::socket(s)?;
         // SAFETY: contract.
         let (ss, n) = unsafe { addr_in(name, namelen) }?;
-        // SAFETY: `ss` holds `n` valid bytes.
-        blocking(|| o.with_fd(|fd| check(unsafe { libc::connect(fd, (&raw const ss).cast(), n) })))?;
+        blocking(|| {
+            o.with_fd(|fd| {
+                // SAFETY: `ss` holds `n` valid bytes.
+                let r = unsafe { libc::connect(fd, (&raw const ss).cast(), n) };
+                if r == 0 || error::errno() != libc::EINPROGRESS || !made_nonblocking(fd) {
+                    return check(r);
+                }
+                // Non-blocking by the epoll backend's doing: wait for the outcome, as a
+                // blocking connect does.
+                loop {
+                    let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+                    // SAFETY: one valid pollfd.
+                    if unsafe { libc::poll(&mut p, 1, -1) } == 1 {
+                        break;
+                    }
+                }
+                let mut err: c_int = 0;
+                let mut len = size_of::<c_int>() as libc::socklen_t;
+                // SAFETY: `err` and `len` are writable and describe each other.
+                unsafe {
+                    libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&raw mut err).cast(), &mut len)
+                };
+                if err == 0 {
+                    Ok(0)
+                } else {
+                    Err(error::from_errno_wsa(err))
+                }
+            })
+        })?;
         Ok(0)
     })
 }
@@ -303,8 +361,10 @@ pub unsafe extern "C" fn iocp_accept(s: SOCKET, addr: *mut c_void, addrlen: *mut
         let mut n = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         let fd = blocking(|| {
             o.with_fd(|fd| {
-                // SAFETY: `ss` and `n` are writable and describe each other.
-                check(unsafe { libc::accept4(fd, (&raw mut ss).cast(), &mut n, libc::SOCK_CLOEXEC) })
+                check(as_blocking(fd, libc::POLLIN, || {
+                    // SAFETY: `ss` and `n` are writable and describe each other.
+                    unsafe { libc::accept4(fd, (&raw mut ss).cast(), &mut n, libc::SOCK_CLOEXEC) as isize }
+                }) as c_int)
             })
         })
         // Closed by another thread while this one waited.
@@ -466,9 +526,11 @@ pub unsafe extern "C" fn iocp_send(s: SOCKET, buf: *const c_char, len: c_int, fl
     wsa(|| {
         let o = table::socket(s)?;
         let n = blocking(|| {
-            // SAFETY: the caller's buffer is readable for `len` bytes.
-            o.with_fd(|fd| unsafe {
-                libc::send(fd, buf.cast(), len.max(0) as usize, flags | libc::MSG_NOSIGNAL)
+            o.with_fd(|fd| {
+                as_blocking(fd, libc::POLLOUT, || {
+                    // SAFETY: the caller's buffer is readable for `len` bytes.
+                    unsafe { libc::send(fd, buf.cast(), len.max(0) as usize, flags | libc::MSG_NOSIGNAL) }
+                })
             })
         });
         check(n as c_int)
@@ -484,34 +546,28 @@ pub unsafe extern "C" fn iocp_send(s: SOCKET, buf: *const c_char, len: c_int, fl
 pub unsafe extern "C" fn iocp_recv(s: SOCKET, buf: *mut c_char, len: c_int, flags: c_int) -> c_int {
     wsa(|| {
         let o = table::socket(s)?;
-        // SAFETY: the caller's buffer is writable for `len` bytes.
-        let n =
-            blocking(|| o.with_fd(|fd| unsafe { libc::recv(fd, buf.cast(), len.max(0) as usize, flags) }));
+        let n = blocking(|| {
+            o.with_fd(|fd| {
+                as_blocking(fd, libc::POLLIN, || {
+                    // SAFETY: the caller's buffer is writable for `len` bytes.
+                    unsafe { libc::recv(fd, buf.cast(), len.max(0) as usize, flags) }
+                })
+            })
+        });
         check(n as c_int)
     })
 }
 
-/// The caller's `WSABUF` array as `(address, length)` pairs.
-///
-/// # Safety
-///
-/// `bufs` points to `count` readable `WSABUF`s.
-unsafe fn wsabufs(bufs: *const WSABUF, count: DWORD) -> Result<Vec<(usize, usize)>, u32> {
-    if bufs.is_null() && count > 0 {
-        return Err(WSAEFAULT);
-    }
-    if count == 0 {
-        return Ok(Vec::new());
-    }
-    // SAFETY: contract.
-    let s = unsafe { std::slice::from_raw_parts(bufs, count as usize) };
-    Ok(s.iter().map(|b| (b.buf as usize, b.len as usize)).collect())
+/// The caller's regions as `iovec`s, for the synchronous calls.
+fn iovecs(r: &Regions) -> Vec<libc::iovec> {
+    r.as_slice().iter().map(|&(b, l)| libc::iovec { iov_base: b as *mut c_void, iov_len: l }).collect()
 }
 
 /// `WSARecv`: with an `OVERLAPPED` on an associated socket, starts a receive into the
-/// buffers and returns `SOCKET_ERROR` with `WSA_IO_PENDING`; the bytes are copied into
-/// them when the packet is delivered (0 bytes: the peer closed gracefully; failure
-/// `ERROR_NETNAME_DELETED`: it reset). Otherwise receives synchronously. Completion
+/// buffers (the kernel writes into them directly; several `WSABUF`s are one scatter
+/// list) and returns `SOCKET_ERROR` with `WSA_IO_PENDING`; the packet says how many bytes
+/// are there (0 bytes: the peer closed gracefully; failure `ERROR_NETNAME_DELETED`: it
+/// reset). Otherwise receives synchronously. Completion
 /// routines are not supported.
 ///
 /// # Safety
@@ -534,26 +590,26 @@ pub unsafe extern "C" fn WSARecv(
             return Err(WSAEOPNOTSUPP);
         }
         // SAFETY: contract.
-        let bufs = unsafe { wsabufs(lpBuffers, dwBufferCount) }?;
+        let bufs = unsafe { Regions::wsabufs(lpBuffers, dwBufferCount) }?;
         let ov = lpOverlapped as usize;
         let flags = if lpFlags.is_null() { 0 } else { unsafe_read(lpFlags) };
         if ov != 0 && o.handle().is_some() {
-            return submit_read(&o, ov, bufs, 0).map(|n| out_bytes(n, lpNumberOfBytesRecvd)).map_err(|c| {
-                if c == ERROR_IO_PENDING {
-                    WSA_IO_PENDING
-                } else {
-                    c
-                }
-            });
+            // SAFETY: the WSABUFs' memory is writable until the packet (contract).
+            return unsafe { submit_read(&o, ov, bufs, 0) }
+                .map(|n| out_bytes(n, lpNumberOfBytesRecvd))
+                .map_err(|c| if c == ERROR_IO_PENDING { WSA_IO_PENDING } else { c });
         }
-        let iov: Vec<libc::iovec> =
-            bufs.iter().map(|&(b, l)| libc::iovec { iov_base: b as *mut c_void, iov_len: l }).collect();
+        let iov = iovecs(&bufs);
         // SAFETY: all-zero is a valid msghdr; the iovecs describe the caller's buffers.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_ptr().cast_mut();
         msg.msg_iovlen = iov.len();
-        // SAFETY: `msg` describes writable memory (the caller's buffers).
-        let n = blocking(|| o.with_fd(|fd| unsafe { libc::recvmsg(fd, &mut msg, flags as c_int) }));
+        let n = blocking(|| {
+            o.with_fd(|fd| {
+                // SAFETY: `msg` describes writable memory (the caller's buffers).
+                as_blocking(fd, libc::POLLIN, || unsafe { libc::recvmsg(fd, &mut msg, flags as c_int) })
+            })
+        });
         sync_done(n, ov, lpNumberOfBytesRecvd)
     })
 }
@@ -588,13 +644,13 @@ fn sync_done(n: isize, ov: usize, out: *mut DWORD) -> Result<c_int, u32> {
     Ok(0)
 }
 
-/// `WSASend`: as [`WSARecv`], sending; the bytes are copied at submission, and the
-/// packet comes when all of them are sent (or the send failed).
+/// `WSASend`: as [`WSARecv`], sending from the buffers (a gather list; not copied), and
+/// the packet comes when all of them are sent (or the send failed).
 ///
 /// # Safety
 ///
-/// `lpBuffers` points to `dwBufferCount` readable `WSABUF`s; `lpOverlapped` stays valid
-/// until the packet is delivered.
+/// `lpBuffers` points to `dwBufferCount` readable `WSABUF`s (read during the call) whose
+/// memory, like `lpOverlapped`, stays valid and unmodified until the packet is delivered.
 #[no_mangle]
 pub unsafe extern "C" fn WSASend(
     s: SOCKET,
@@ -611,29 +667,26 @@ pub unsafe extern "C" fn WSASend(
             return Err(WSAEOPNOTSUPP);
         }
         // SAFETY: contract.
-        let bufs = unsafe { wsabufs(lpBuffers, dwBufferCount) }?;
+        let bufs = unsafe { Regions::wsabufs(lpBuffers, dwBufferCount) }?;
         let ov = lpOverlapped as usize;
         if ov != 0 && o.handle().is_some() {
-            let mut data = Vec::with_capacity(bufs.iter().map(|b| b.1).sum());
-            for &(b, l) in &bufs {
-                if l > 0 {
-                    // SAFETY: each WSABUF is readable for its length (contract).
-                    data.extend_from_slice(unsafe { std::slice::from_raw_parts(b as *const u8, l) });
-                }
-            }
-            return crate::file::submit_write(&o, ov, data, 0)
+            // SAFETY: the WSABUFs' memory is readable until the packet (contract).
+            return unsafe { crate::file::submit_write(&o, ov, bufs, 0) }
                 .map(|n| out_bytes(n, lpNumberOfBytesSent))
                 .map_err(|c| if c == ERROR_IO_PENDING { WSA_IO_PENDING } else { c });
         }
-        let iov: Vec<libc::iovec> =
-            bufs.iter().map(|&(b, l)| libc::iovec { iov_base: b as *mut c_void, iov_len: l }).collect();
+        let iov = iovecs(&bufs);
         // SAFETY: all-zero is a valid msghdr; the iovecs describe the caller's buffers.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_ptr().cast_mut();
         msg.msg_iovlen = iov.len();
         let n = blocking(|| {
-            // SAFETY: `msg` describes readable memory.
-            o.with_fd(|fd| unsafe { libc::sendmsg(fd, &msg, dwFlags as c_int | libc::MSG_NOSIGNAL) })
+            o.with_fd(|fd| {
+                // SAFETY: `msg` describes readable memory.
+                as_blocking(fd, libc::POLLOUT, || unsafe {
+                    libc::sendmsg(fd, &msg, dwFlags as c_int | libc::MSG_NOSIGNAL)
+                })
+            })
         });
         sync_done(n, ov, lpNumberOfBytesSent)
     })
@@ -704,17 +757,17 @@ pub(crate) fn accepted(
     // under the listener's key, which the packet carries as Windows' does.
     let port = lock(&listener.assoc).as_ref().map(|a| a.port.clone()).ok_or(ERROR_INVALID_HANDLE)?;
     let tmp = port.associate(dup, key).map_err(|e| error::from_io(&e, true))?;
-    let recv_len = info.recv_len;
+    // SAFETY: the data part of the caller's AcceptEx buffer, writable for `recv_len` bytes
+    // until the AcceptEx packet, which this receive's packet is (AcceptEx's contract).
+    let buf = unsafe { Regions::one(info.buf, info.recv_len).buffer(true, 0) };
     let ctx = Ctx::new(ov, Op::AcceptData { tmp: tmp.clone(), info }, listener);
     let mut pending = lock(&listener.pending);
-    let mut buf = vec![0u8; recv_len];
-    buf.clear();
     match tmp.recv(buf, ctx) {
         Ok(id) => {
             pending.insert(ov, id);
             Ok(None)
         }
-        Err(e) => Err(error::from_io(&e.into_parts().0, true)),
+        Err(e) => Err(error::from_io(&e.error, true)),
     }
 }
 
@@ -759,7 +812,6 @@ pub unsafe extern "C" fn AcceptEx(
             // SAFETY: non-null; the caller passes a writable DWORD.
             unsafe { *lpdwBytesReceived = 0 };
         }
-        let h = l.handle().ok_or(WSAEINVAL)?;
         let ov = lpOverlapped as usize;
         let info = AcceptInfo {
             target: Arc::downgrade(&target),
@@ -769,16 +821,8 @@ pub unsafe extern "C" fn AcceptEx(
             remote_len: dwRemoteAddressLength as usize,
         };
         let ctx = Ctx::new(ov, Op::Accept(info), &l);
-        // SAFETY: the caller's OVERLAPPED, valid until the packet.
-        unsafe { write_overlapped(ov, crate::error::status::STATUS_PENDING, 0) };
-        let mut pending = lock(&l.pending);
-        match h.accept(ctx) {
-            Ok(id) => {
-                pending.insert(ov, id);
-                Err(ERROR_IO_PENDING)
-            }
-            Err(e) => Err(submit_failed(ov, &e.into_parts().0, true)),
-        }
+        // WSA_IO_PENDING is ERROR_IO_PENDING (997): FALSE with it, as Windows returns.
+        submit_socket(&l, ov, |h| h.accept(ctx).map_err(|e| e.error)).map(|_| TRUE)
     })
 }
 
@@ -939,9 +983,7 @@ pub(crate) fn write_from(a: &std::net::SocketAddr, from: usize, fromlen: usize) 
 fn submit_socket(
     o: &Arc<IoObj>,
     ov: usize,
-    f: impl FnOnce(
-        &completion_port::Handle<Ctx>,
-    ) -> Result<completion_port::OpId<Ctx>, completion_port::SubmitError<Ctx>>,
+    f: impl FnOnce(&completion_port::Handle<Ctx>) -> Result<completion_port::OpId<Ctx>, std::io::Error>,
 ) -> Result<c_int, u32> {
     let h = o.handle().ok_or(WSAEINVAL)?;
     // SAFETY: the caller's OVERLAPPED, valid until the packet.
@@ -952,18 +994,18 @@ fn submit_socket(
             pending.insert(ov, id);
             Err(WSA_IO_PENDING)
         }
-        Err(e) => Err(submit_failed(ov, &e.into_parts().0, true)),
+        Err(e) => Err(submit_failed(ov, &e, true)),
     }
 }
 
 /// `ConnectEx`: connects an associated socket (bound or not) and then sends
-/// `lpSendBuffer` (copied at submission), completing with one packet whose byte count is
-/// what was sent. Returns FALSE with `ERROR_IO_PENDING`.
+/// `lpSendBuffer` (not copied), completing with one packet whose byte count is what was
+/// sent. Returns FALSE with `ERROR_IO_PENDING`.
 ///
 /// # Safety
 ///
-/// `name` is readable for `namelen` bytes, `lpSendBuffer` for `dwSendDataLength` bytes
-/// during the call; `lpOverlapped` stays valid until the packet is delivered.
+/// `name` is readable for `namelen` bytes during the call; `lpSendBuffer` (readable for
+/// `dwSendDataLength` bytes) and `lpOverlapped` stay valid until the packet is delivered.
 #[no_mangle]
 pub unsafe extern "C" fn ConnectEx(
     s: SOCKET,
@@ -981,12 +1023,10 @@ pub unsafe extern "C" fn ConnectEx(
         }
         // SAFETY: contract.
         let addr = unsafe { socket_addr(name, namelen) }?;
-        let send = if lpSendBuffer.is_null() || dwSendDataLength == 0 {
-            Vec::new()
+        let send = if lpSendBuffer.is_null() {
+            Regions::one(0, 0)
         } else {
-            // SAFETY: readable for `dwSendDataLength` bytes during the call (contract).
-            unsafe { std::slice::from_raw_parts(lpSendBuffer.cast::<u8>(), dwSendDataLength as usize) }
-                .to_vec()
+            Regions::one(lpSendBuffer as usize, dwSendDataLength as usize)
         };
         if !lpdwBytesSent.is_null() {
             // SAFETY: non-null; the caller passes a writable DWORD.
@@ -994,7 +1034,7 @@ pub unsafe extern "C" fn ConnectEx(
         }
         let ov = lpOverlapped as usize;
         let ctx = Ctx::new(ov, Op::Connect { send }, &o);
-        submit_socket(&o, ov, |h| h.connect(addr, ctx))?;
+        submit_socket(&o, ov, |h| h.connect(addr, ctx).map_err(|e| e.error))?;
         Ok(TRUE)
     })
 }
@@ -1025,19 +1065,17 @@ pub unsafe extern "C" fn WSARecvFrom(
             return Err(WSAEOPNOTSUPP);
         }
         // SAFETY: contract.
-        let bufs = unsafe { wsabufs(lpBuffers, dwBufferCount) }?;
+        let bufs = unsafe { Regions::wsabufs(lpBuffers, dwBufferCount) }?;
         let ov = lpOverlapped as usize;
         if ov != 0 && o.handle().is_some() {
-            let total: usize = bufs.iter().map(|b| b.1).sum();
-            let mut buf = vec![0u8; total];
-            buf.clear();
-            let op = Op::RecvFrom { bufs, from: lpFrom as usize, fromlen: lpFromlen as usize };
+            // SAFETY: the WSABUFs' memory is writable until the packet (contract).
+            let buf = unsafe { bufs.buffer(true, 0) };
+            let op = Op::RecvFrom { from: lpFrom as usize, fromlen: lpFromlen as usize };
             let ctx = Ctx::new(ov, op, &o);
-            return submit_socket(&o, ov, |h| h.recv_from(buf, ctx));
+            return submit_socket(&o, ov, |h| h.recv_from(buf, ctx).map_err(|e| e.error));
         }
         let flags = if lpFlags.is_null() { 0 } else { unsafe_read(lpFlags) };
-        let iov: Vec<libc::iovec> =
-            bufs.iter().map(|&(b, l)| libc::iovec { iov_base: b as *mut c_void, iov_len: l }).collect();
+        let iov = iovecs(&bufs);
         // SAFETY: all-zero is valid for both.
         let (mut msg, mut ss): (libc::msghdr, libc::sockaddr_storage) = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_ptr().cast_mut();
@@ -1045,8 +1083,10 @@ pub unsafe extern "C" fn WSARecvFrom(
         msg.msg_name = (&raw mut ss).cast();
         msg.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
         let n = blocking(|| {
-            // SAFETY: `msg` describes writable memory (the caller's buffers and `ss`).
-            o.with_fd(|fd| unsafe { libc::recvmsg(fd, &mut msg, flags as c_int) })
+            o.with_fd(|fd| {
+                // SAFETY: `msg` describes writable memory (the caller's buffers and `ss`).
+                as_blocking(fd, libc::POLLIN, || unsafe { libc::recvmsg(fd, &mut msg, flags as c_int) })
+            })
         });
         if n >= 0 {
             // SAFETY: the caller's address buffer (contract).
@@ -1056,7 +1096,8 @@ pub unsafe extern "C" fn WSARecvFrom(
     })
 }
 
-/// `WSASendTo`: sends one datagram to `lpTo` (copied at submission).
+/// `WSASendTo`: sends one datagram to `lpTo` (the address is copied at submission; the
+/// buffers are not).
 ///
 /// # Safety
 ///
@@ -1079,36 +1120,32 @@ pub unsafe extern "C" fn WSASendTo(
             return Err(WSAEOPNOTSUPP);
         }
         // SAFETY: contract.
-        let bufs = unsafe { wsabufs(lpBuffers, dwBufferCount) }?;
-        let mut data = Vec::with_capacity(bufs.iter().map(|b| b.1).sum());
-        for &(b, l) in &bufs {
-            if l > 0 {
-                // SAFETY: each WSABUF is readable for its length (contract).
-                data.extend_from_slice(unsafe { std::slice::from_raw_parts(b as *const u8, l) });
-            }
-        }
+        let bufs = unsafe { Regions::wsabufs(lpBuffers, dwBufferCount) }?;
         let ov = lpOverlapped as usize;
         if ov != 0 && o.handle().is_some() {
             // SAFETY: contract.
             let to = unsafe { socket_addr(lpTo, iTolen) }?;
-            let ctx = Ctx::new(ov, Op::Write { done: 0 }, &o);
-            return submit_socket(&o, ov, |h| h.send_to(data, to, ctx));
+            // SAFETY: the WSABUFs' memory is readable until the packet (contract).
+            let buf = unsafe { bufs.buffer(false, 0) };
+            // A datagram goes whole or not at all: no continuation (done = its length).
+            let ctx = Ctx::new(ov, Op::Write { done: 0, regions: Regions::one(0, 0) }, &o);
+            return submit_socket(&o, ov, |h| h.send_to(buf, to, ctx).map_err(|e| e.error));
         }
         // SAFETY: contract.
-        let (ss, n) = unsafe { addr_in(lpTo, iTolen) }?;
+        let (mut ss, n) = unsafe { addr_in(lpTo, iTolen) }?;
+        let iov = iovecs(&bufs);
+        // SAFETY: all-zero is a valid msghdr.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_ptr().cast_mut();
+        msg.msg_iovlen = iov.len();
+        msg.msg_name = (&raw mut ss).cast();
+        msg.msg_namelen = n;
         let r = blocking(|| {
             o.with_fd(|fd| {
-                // SAFETY: `data` and `ss` are readable for their lengths.
-                unsafe {
-                    libc::sendto(
-                        fd,
-                        data.as_ptr().cast(),
-                        data.len(),
-                        dwFlags as c_int | libc::MSG_NOSIGNAL,
-                        (&raw const ss).cast(),
-                        n,
-                    )
-                }
+                // SAFETY: `msg` describes readable memory (the caller's buffers and `ss`).
+                as_blocking(fd, libc::POLLOUT, || unsafe {
+                    libc::sendmsg(fd, &msg, dwFlags as c_int | libc::MSG_NOSIGNAL)
+                })
             })
         });
         sync_done(r, ov, lpNumberOfBytesSent)

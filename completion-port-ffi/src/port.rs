@@ -1,6 +1,6 @@
 //! Completion ports: `CreateIoCompletionPort`, `GetQueuedCompletionStatus(Ex)`,
-//! `PostQueuedCompletionStatus`, `CloseHandle`, and the delivery of I/O packets (copying
-//! received bytes into the caller's buffers, filling its `OVERLAPPED`).
+//! `PostQueuedCompletionStatus`, `CloseHandle`, and the delivery of I/O packets (filling
+//! the caller's `OVERLAPPED`; the bytes are already in its buffers: operations run on them).
 
 use crate::error::code::*;
 use crate::error::{self, ffi, status};
@@ -29,21 +29,22 @@ pub struct Ctx {
 pub(crate) enum Op {
     /// `PostQueuedCompletionStatus`: delivered untouched.
     Posted,
-    /// `ReadFile`/`WSARecv`: copy the bytes into these `(address, length)` buffers.
-    /// `file`: a read of 0 bytes is end of file (`ERROR_HANDLE_EOF`).
-    Read { bufs: Vec<(usize, usize)>, file: bool },
-    /// `WriteFile`/`WSASend`; `done` bytes were sent by earlier parts of a partial send.
-    Write { done: usize },
+    /// `ReadFile`/`WSARecv` of `asked` bytes into the caller's buffers. `file`: a read of 0
+    /// bytes is end of file (`ERROR_HANDLE_EOF`).
+    Read { asked: usize, file: bool },
+    /// `WriteFile`/`WSASend` of the caller's `regions`; `done` bytes were sent by earlier
+    /// parts of a partial send.
+    Write { done: usize, regions: crate::regions::Regions },
     /// `AcceptEx`: the connection goes into `target`; the addresses into `buf`.
     Accept(crate::net::AcceptInfo),
     /// `AcceptEx` with a receive: the first data block, received through `tmp`.
     AcceptData { tmp: Handle<Ctx>, info: crate::net::AcceptInfo },
     /// `WSARecvFrom`: as `Read`, and the sender's address goes to `from` (a `sockaddr`
     /// of `*fromlen` bytes; both addresses may be 0).
-    RecvFrom { bufs: Vec<(usize, usize)>, from: usize, fromlen: usize },
-    /// `ConnectEx`: once connected, `send` (if not empty) is sent under the same
-    /// `OVERLAPPED`, and the packet carries its byte count.
-    Connect { send: Vec<u8> },
+    RecvFrom { from: usize, fromlen: usize },
+    /// `ConnectEx`: once connected, the caller's `send` buffer (if not empty) is sent under
+    /// the same `OVERLAPPED`, and the packet carries its byte count.
+    Connect { send: crate::regions::Regions },
 }
 
 impl Ctx {
@@ -108,7 +109,10 @@ pub(crate) fn finish(ov: usize, bytes: usize, error: u32) {
 /// operation (the rest of a partial send, the receive of an `AcceptEx`) and the caller
 /// gets nothing yet.
 pub(crate) fn deliver(c: completion_port::Completion<Ctx>) -> Option<Delivered> {
-    let Parts { key, result, context, buffer, accepted, addr } = c.into_all_parts();
+    let Parts { key, result, context, buffer, memory, accepted, addr } = c.into_all_parts();
+    // The operation ran on the caller's memory (a raw Buffer): let go of it before the
+    // caller hears of the packet and may free it.
+    drop((buffer, memory));
     let Ctx { ov, op, obj, socket } = context;
     if let Op::Posted = op {
         return Some(Delivered { key, ov, bytes: result.unwrap_or(0) as u32, error: 0 });
@@ -124,20 +128,13 @@ pub(crate) fn deliver(c: completion_port::Completion<Ctx>) -> Option<Delivered> 
     let mut bytes = *result.as_ref().unwrap_or(&0);
     match op {
         Op::Posted => unreachable!("handled above"),
-        Op::Read { bufs, file } => {
-            if error == 0 {
-                let data = buffer.as_deref().unwrap_or(&[]);
-                scatter(&data[..bytes.min(data.len())], &bufs);
-                let asked: usize = bufs.iter().map(|b| b.1).sum();
-                if bytes == 0 && file && asked > 0 {
-                    error = ERROR_HANDLE_EOF;
-                }
+        Op::Read { asked, file } => {
+            if error == 0 && bytes == 0 && file && asked > 0 {
+                error = ERROR_HANDLE_EOF;
             }
         }
-        Op::RecvFrom { bufs, from, fromlen } => {
+        Op::RecvFrom { from, fromlen } => {
             if error == 0 {
-                let data = buffer.as_deref().unwrap_or(&[]);
-                scatter(&data[..bytes.min(data.len())], &bufs);
                 if let Some(a) = addr {
                     crate::net::write_from(&a, from, fromlen);
                 }
@@ -145,38 +142,21 @@ pub(crate) fn deliver(c: completion_port::Completion<Ctx>) -> Option<Delivered> 
         }
         Op::Connect { send } => {
             bytes = 0;
-            if error == 0 && !send.is_empty() {
-                if let Some((o, h)) = o.as_ref().and_then(|o| o.handle().map(|h| (o, h))) {
-                    let ctx = Ctx::new(ov, Op::Write { done: 0 }, o);
-                    let mut pending = lock(&o.pending);
-                    match h.send(send, ctx) {
-                        Ok(id) => {
-                            pending.insert(ov, id);
-                            return None;
-                        }
-                        Err(e) => error = error::from_io(&e.into_parts().0, true),
-                    }
+            if error == 0 && send.total() > 0 {
+                if let Some(code) = continue_send(o.as_ref(), ov, send, 0) {
+                    error = code;
+                } else {
+                    return None;
                 }
             }
         }
-        Op::Write { done } => {
-            if error == 0 {
-                let mut buf = buffer.unwrap_or_default();
-                if socket && bytes > 0 && bytes < buf.len() {
-                    // Windows completes an overlapped send when all of it is sent: send
-                    // the rest under the same OVERLAPPED.
-                    buf.drain(..bytes);
-                    if let Some((o, h)) = o.as_ref().and_then(|o| o.handle().map(|h| (o, h))) {
-                        let ctx = Ctx::new(ov, Op::Write { done: done + bytes }, o);
-                        let mut pending = lock(&o.pending);
-                        match h.send(buf, ctx) {
-                            Ok(id) => {
-                                pending.insert(ov, id);
-                                return None;
-                            }
-                            Err(e) => error = error::from_io(&e.into_parts().0, true),
-                        }
-                    }
+        Op::Write { done, regions } => {
+            if error == 0 && socket && bytes > 0 && done + bytes < regions.total() {
+                // Windows completes an overlapped send when all of it is sent: send the
+                // rest under the same OVERLAPPED.
+                match continue_send(o.as_ref(), ov, regions, done + bytes) {
+                    None => return None,
+                    Some(code) => error = code,
                 }
             }
             bytes += done;
@@ -193,11 +173,7 @@ pub(crate) fn deliver(c: completion_port::Completion<Ctx>) -> Option<Delivered> 
         }
         Op::AcceptData { tmp, info } => {
             drop(tmp);
-            if error == 0 {
-                let data = buffer.as_deref().unwrap_or(&[]);
-                bytes = bytes.min(data.len()).min(info.recv_len);
-                scatter(&data[..bytes], &[(info.buf, info.recv_len)]);
-            }
+            bytes = bytes.min(info.recv_len);
         }
     }
     if error != 0 {
@@ -207,18 +183,29 @@ pub(crate) fn deliver(c: completion_port::Completion<Ctx>) -> Option<Delivered> 
     Some(Delivered { key, ov, bytes: bytes as u32, error })
 }
 
-/// Copies `data` into the caller's buffers in order.
-fn scatter(mut data: &[u8], bufs: &[(usize, usize)]) {
-    for &(addr, len) in bufs {
-        if data.is_empty() {
-            break;
+/// Sends the caller's `regions` from byte `done` on, under the same `OVERLAPPED`: `None`
+/// once submitted (its packet continues the operation), else the error code.
+fn continue_send(
+    o: Option<&Arc<IoObj>>,
+    ov: usize,
+    regions: crate::regions::Regions,
+    done: usize,
+) -> Option<u32> {
+    // The socket was closed while its send was under way.
+    let Some((o, h)) = o.and_then(|o| o.handle().map(|h| (o, h))) else {
+        return Some(ERROR_OPERATION_ABORTED);
+    };
+    // SAFETY: the caller's buffers of this overlapped call, readable until its packet,
+    // which has not been delivered: this send is part of it.
+    let buf = unsafe { regions.buffer(false, done) };
+    let ctx = Ctx::new(ov, Op::Write { done, regions }, o);
+    let mut pending = lock(&o.pending);
+    match h.send(buf, ctx) {
+        Ok(id) => {
+            pending.insert(ov, id);
+            None
         }
-        let n = len.min(data.len());
-        // SAFETY: `(addr, len)` is a buffer the caller gave with the operation and keeps
-        // alive until its packet is delivered (Windows' contract); `n <= len`, and the
-        // source is our own Vec, which cannot overlap it.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, n) };
-        data = &data[n..];
+        Err(e) => Some(error::from_io(&e.error, true)),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The packet a thread receives from the port.
 
+use crate::buffer::Buffer;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -30,9 +31,14 @@ pub struct Completion<C> {
     pub result: io::Result<usize>,
     /// The per-operation context given when the operation was submitted or posted.
     pub context: C,
-    /// The buffer the operation owned, handed back with the bytes transferred in it; `None`
-    /// for posted packets and operations without a buffer.
+    /// The buffer the operation owned, if it was a `Vec<u8>`, handed back with the bytes
+    /// transferred in it (a read sets its length to the bytes read); `None` for posted
+    /// packets, operations without a buffer and buffers of other forms.
     pub buffer: Option<Vec<u8>>,
+    /// The buffer the operation owned, if it was of another form than `Vec<u8>`
+    /// (`Box<[u8]>`, raw memory, a scatter/gather list: [`Buffer`]; docs/semantics.md H11).
+    /// Its bytes are the operation's: a read filled the first `result` bytes of it.
+    pub memory: Option<Buffer>,
     /// For an accept: the new, connected socket. It is not associated with any port until
     /// the caller does so (N1). See [`take_stream`](Self::take_stream).
     pub accepted: Option<OwnedFd>,
@@ -43,12 +49,23 @@ pub struct Completion<C> {
 impl<C> Completion<C> {
     /// A packet as `post` queues it.
     pub(crate) fn posted(key: usize, bytes: usize, context: C) -> Self {
-        Self { key, result: Ok(bytes), context, buffer: None, accepted: None, addr: None }
+        Self { key, result: Ok(bytes), context, buffer: None, memory: None, accepted: None, addr: None }
     }
 
     /// An I/O packet under construction by a backend.
     pub(crate) fn io(key: usize, context: C) -> Self {
-        Self { key, result: Ok(0), context, buffer: None, accepted: None, addr: None }
+        Self { key, result: Ok(0), context, buffer: None, memory: None, accepted: None, addr: None }
+    }
+
+    /// Hands the operation's buffer back in the field for its form.
+    pub(crate) fn set_buffer(&mut self, buffer: Option<Buffer>) {
+        (self.buffer, self.memory) = crate::buffer::split(buffer);
+    }
+
+    /// Takes the operation's buffer, whatever its form (a `Vec` comes back as the
+    /// [`Buffer`] it was turned into; [`Buffer::into_vec`] turns it back).
+    pub fn take_buffer(&mut self) -> Option<Buffer> {
+        self.buffer.take().map(Buffer::from).or_else(|| self.memory.take())
     }
 
     /// Whether the operation was cancelled (`ECANCELED`): by `cancel`, by closing its
@@ -105,7 +122,9 @@ impl<C> Completion<C> {
     }
 
     /// The bytes the operation left in its buffer (what a read or receive filled in, what
-    /// a write or send was given); empty when the packet carries no buffer.
+    /// a write or send was given); empty when the packet carries no buffer. For a buffer
+    /// that is not a `Vec`, the whole of it (a read filled the first `result` bytes), and
+    /// nothing for a scatter/gather list: see [`memory`](Self::memory).
     ///
     /// ```
     /// use completion_port::CompletionPort;
@@ -115,7 +134,11 @@ impl<C> Completion<C> {
     /// assert!(port.get(None).unwrap().data().is_empty()); // posted packets carry no buffer
     /// ```
     pub fn data(&self) -> &[u8] {
-        self.buffer.as_deref().unwrap_or(&[])
+        match (&self.buffer, &self.memory) {
+            (Some(v), _) => v,
+            (None, Some(m)) => m.as_slice().unwrap_or(&[]),
+            (None, None) => &[],
+        }
     }
 
     /// Takes the socket an accept produced, as a `TcpStream`.
@@ -124,7 +147,8 @@ impl<C> Completion<C> {
     }
 
     /// Splits the packet into its key, result, context and buffer, dropping the accepted
-    /// socket and address (if any). [`into_all_parts`](Self::into_all_parts) returns every
+    /// socket and address (if any) and a buffer that is not a `Vec` (take that first with
+    /// [`take_buffer`](Self::take_buffer)). [`into_all_parts`](Self::into_all_parts) returns every
     /// field.
     pub fn into_parts(self) -> (usize, io::Result<usize>, C, Option<Vec<u8>>) {
         (self.key, self.result, self.context, self.buffer)
@@ -138,9 +162,9 @@ impl<C> Completion<C> {
     ///
     /// let port: CompletionPort<u32> = CompletionPort::new(1);
     /// port.post(9, 4, 77).unwrap();
-    /// let Parts { key, result, context, buffer, accepted, addr } = port.get(None).unwrap().into_all_parts();
+    /// let Parts { key, result, context, buffer, memory, accepted, addr } = port.get(None).unwrap().into_all_parts();
     /// assert_eq!((key, result.unwrap(), context), (9, 4, 77));
-    /// assert!(buffer.is_none() && accepted.is_none() && addr.is_none());
+    /// assert!(buffer.is_none() && memory.is_none() && accepted.is_none() && addr.is_none());
     /// ```
     pub fn into_all_parts(self) -> Parts<C> {
         Parts {
@@ -148,6 +172,7 @@ impl<C> Completion<C> {
             result: self.result,
             context: self.context,
             buffer: self.buffer,
+            memory: self.memory,
             accepted: self.accepted,
             addr: self.addr,
         }
@@ -169,6 +194,8 @@ pub struct Parts<C> {
     pub context: C,
     /// See [`Completion::buffer`].
     pub buffer: Option<Vec<u8>>,
+    /// See [`Completion::memory`].
+    pub memory: Option<Buffer>,
     /// See [`Completion::accepted`].
     pub accepted: Option<OwnedFd>,
     /// See [`Completion::addr`].
@@ -182,6 +209,7 @@ impl<C: fmt::Debug> fmt::Debug for Completion<C> {
             .field("result", &self.result)
             .field("context", &self.context)
             .field("buffer_len", &self.buffer.as_ref().map(Vec::len))
+            .field("memory", &self.memory)
             .field("accepted", &self.accepted)
             .field("addr", &self.addr)
             .finish()

@@ -1,5 +1,6 @@
 //! Handles: files and sockets associated with a port under a key (docs/semantics.md H1–H8, F, N).
 
+use crate::buffer::Buffer;
 use crate::op::{FdKind, Request, SubmitError};
 use crate::port::CompletionPort;
 use crate::sys::{OpData, OpRef};
@@ -15,11 +16,12 @@ use std::sync::{Arc, Mutex, Weak};
 /// A file or socket associated with a [`CompletionPort`]: every operation started through
 /// it completes to that port, carrying the handle's key (docs/semantics.md H1).
 ///
-/// Each operation takes an owned buffer and a context; the buffer belongs to the
-/// operation until its packet is delivered, and comes back in the packet with the bytes
-/// transferred (H3). Reads and receives fill the buffer from its start up to its
-/// **capacity** and set its length to the bytes read; writes and sends send its `len()`
-/// bytes. Every accepted operation produces exactly one packet (H2); a refused one returns
+/// Each operation takes a buffer and a context; the buffer belongs to the operation until
+/// its packet is delivered, and comes back in the packet with the bytes transferred (H3).
+/// A buffer is anything that converts into a [`Buffer`]: a `Vec<u8>` (reads and receives
+/// fill it from its start up to its **capacity** and set its length to the bytes read;
+/// writes and sends send its `len()` bytes), a `Box<[u8]>`, caller-owned raw memory or a
+/// scatter/gather list of those (H11). Every accepted operation produces exactly one packet (H2); a refused one returns
 /// a [`SubmitError`] holding the context and buffer, and produces none.
 ///
 /// # Examples
@@ -245,7 +247,7 @@ impl<C: Send + 'static> Handle<C> {
     fn submit(
         &self,
         request: Request,
-        buffer: Option<Vec<u8>>,
+        buffer: Option<Buffer>,
         context: C,
     ) -> Result<OpId<C>, SubmitError<C>> {
         if let Err(e) = request
@@ -288,8 +290,13 @@ impl<C: Send + 'static> Handle<C> {
     /// A [`SubmitError`] (with `buf` and `context`): `InvalidInput` if `offset` is above
     /// `i64::MAX` (F4) or the buffer is longer than [`MAX_BUFFER`](crate::MAX_BUFFER);
     /// `BrokenPipe` if the port is closed.
-    pub fn read_at(&self, buf: Vec<u8>, offset: u64, context: C) -> Result<OpId<C>, SubmitError<C>> {
-        self.submit(Request::ReadAt { offset }, Some(buf), context)
+    pub fn read_at(
+        &self,
+        buf: impl Into<Buffer>,
+        offset: u64,
+        context: C,
+    ) -> Result<OpId<C>, SubmitError<C>> {
+        self.submit(Request::ReadAt { offset }, Some(buf.into()), context)
     }
 
     /// Writes `buf[..len]` at `offset` (`pwrite`; docs/semantics.md F1). On a descriptor without
@@ -302,8 +309,13 @@ impl<C: Send + 'static> Handle<C> {
     /// # Errors
     ///
     /// As [`read_at`](Self::read_at).
-    pub fn write_at(&self, buf: Vec<u8>, offset: u64, context: C) -> Result<OpId<C>, SubmitError<C>> {
-        self.submit(Request::WriteAt { offset }, Some(buf), context)
+    pub fn write_at(
+        &self,
+        buf: impl Into<Buffer>,
+        offset: u64,
+        context: C,
+    ) -> Result<OpId<C>, SubmitError<C>> {
+        self.submit(Request::WriteAt { offset }, Some(buf.into()), context)
     }
 
     /// Flushes data and metadata to the device (`fsync`; docs/semantics.md F2).
@@ -369,8 +381,8 @@ impl<C: Send + 'static> Handle<C> {
     /// # Errors
     ///
     /// `InvalidInput` if the handle is not a connected-style socket (a file or a listener).
-    pub fn recv(&self, buf: Vec<u8>, context: C) -> Result<OpId<C>, SubmitError<C>> {
-        self.submit(Request::Recv, Some(buf), context)
+    pub fn recv(&self, buf: impl Into<Buffer>, context: C) -> Result<OpId<C>, SubmitError<C>> {
+        self.submit(Request::Recv, Some(buf.into()), context)
     }
 
     /// Sends `buf[..len]` (`send` with `MSG_NOSIGNAL`; N2). It may complete partially: the
@@ -382,8 +394,8 @@ impl<C: Send + 'static> Handle<C> {
     /// # Errors
     ///
     /// As [`recv`](Self::recv).
-    pub fn send(&self, buf: Vec<u8>, context: C) -> Result<OpId<C>, SubmitError<C>> {
-        self.submit(Request::Send, Some(buf), context)
+    pub fn send(&self, buf: impl Into<Buffer>, context: C) -> Result<OpId<C>, SubmitError<C>> {
+        self.submit(Request::Send, Some(buf.into()), context)
     }
 
     /// Sends `buf[..len]` at once if the socket can take it without blocking, else starts
@@ -400,11 +412,12 @@ impl<C: Send + 'static> Handle<C> {
     /// # Errors
     ///
     /// As [`send`](Self::send).
-    pub fn send_eager(&self, buf: Vec<u8>, context: C) -> Result<Started<C>, SubmitError<C>> {
-        if let Err(e) = self.check_eager(&Request::Send) {
+    pub fn send_eager(&self, buf: impl Into<Buffer>, context: C) -> Result<Started<C>, SubmitError<C>> {
+        let mut buf = buf.into();
+        if let Err(e) = self.check_eager(&Request::Send, &buf) {
             return Err(SubmitError::new(e, context, Some(buf)));
         }
-        match crate::sys::eager::send(self.o.shared.fd.as_fd(), &buf) {
+        match crate::sys::eager::send(self.o.shared.fd.as_fd(), &mut buf) {
             Some(result) => Ok(Started::Done(self.immediate(result, buf, context))),
             None => self.send(buf, context).map(Started::Pending),
         }
@@ -418,21 +431,22 @@ impl<C: Send + 'static> Handle<C> {
     /// # Errors
     ///
     /// As [`recv`](Self::recv).
-    pub fn recv_eager(&self, mut buf: Vec<u8>, context: C) -> Result<Started<C>, SubmitError<C>> {
-        if let Err(e) = self.check_eager(&Request::Recv) {
+    pub fn recv_eager(&self, buf: impl Into<Buffer>, context: C) -> Result<Started<C>, SubmitError<C>> {
+        let mut buf = buf.into();
+        if let Err(e) = self.check_eager(&Request::Recv, &buf) {
             return Err(SubmitError::new(e, context, Some(buf)));
         }
-        if buf.capacity() == 0 {
+        if buf.room() == 0 {
             return self.recv(buf, context).map(Started::Pending);
         }
-        buf.clear();
         match crate::sys::eager::recv(self.o.shared.fd.as_fd(), &mut buf) {
             Some(result) => Ok(Started::Done(self.immediate(result, buf, context))),
             None => self.recv(buf, context).map(Started::Pending),
         }
     }
 
-    fn check_eager(&self, request: &Request) -> io::Result<()> {
+    fn check_eager(&self, request: &Request, buf: &Buffer) -> io::Result<()> {
+        request.check_args(Some(buf))?;
         self.o.shared.kind.check(request, self.o.shared.fd.as_fd())?;
         if self.o.port.is_closed() {
             return Err(crate::sys::closed_error());
@@ -440,10 +454,10 @@ impl<C: Send + 'static> Handle<C> {
         Ok(())
     }
 
-    fn immediate(&self, result: io::Result<usize>, buf: Vec<u8>, context: C) -> crate::Completion<C> {
+    fn immediate(&self, result: io::Result<usize>, buf: Buffer, context: C) -> crate::Completion<C> {
         let mut c = crate::Completion::io(self.o.shared.key, context);
         c.result = result;
-        c.buffer = Some(buf);
+        c.set_buffer(Some(buf));
         c
     }
 
@@ -467,8 +481,8 @@ impl<C: Send + 'static> Handle<C> {
     /// # Errors
     ///
     /// `InvalidInput` if the handle is not a datagram socket.
-    pub fn recv_from(&self, buf: Vec<u8>, context: C) -> Result<OpId<C>, SubmitError<C>> {
-        self.submit(Request::RecvFrom, Some(buf), context)
+    pub fn recv_from(&self, buf: impl Into<Buffer>, context: C) -> Result<OpId<C>, SubmitError<C>> {
+        self.submit(Request::RecvFrom, Some(buf.into()), context)
     }
 
     /// Sends `buf[..len]` as one datagram to `addr` (`sendmsg`; N2).
@@ -479,8 +493,13 @@ impl<C: Send + 'static> Handle<C> {
     /// # Errors
     ///
     /// As [`recv_from`](Self::recv_from).
-    pub fn send_to(&self, buf: Vec<u8>, addr: SocketAddr, context: C) -> Result<OpId<C>, SubmitError<C>> {
-        self.submit(Request::SendTo { addr: Box::new(SockAddr::from(addr)) }, Some(buf), context)
+    pub fn send_to(
+        &self,
+        buf: impl Into<Buffer>,
+        addr: SocketAddr,
+        context: C,
+    ) -> Result<OpId<C>, SubmitError<C>> {
+        self.submit(Request::SendTo { addr: Box::new(SockAddr::from(addr)) }, Some(buf.into()), context)
     }
 
     /// Requests cancellation of one operation and returns at once (`CancelIoEx` with an

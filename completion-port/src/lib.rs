@@ -43,7 +43,7 @@
 //!
 //! # The rules
 //!
-//! Every rule the library implements (the port: P1–P10; handles and operations: H1–H10;
+//! Every rule the library implements (the port: P1–P10; handles and operations: H1–H11;
 //! files: F1–F5; sockets: N1–N7; the worker pattern: S1–S2) is stated, with what Windows
 //! does, what this crate does and which test checks it, in `docs/semantics.md` in the
 //! repository. The rustdoc of each item names the rules it keeps, and every test names the
@@ -61,6 +61,7 @@
 
 mod assoc;
 mod backend;
+mod buffer;
 mod completion;
 mod error;
 mod handle;
@@ -71,6 +72,7 @@ mod sync;
 mod sys;
 
 pub use backend::{Backend, ParseBackendError, BACKEND_ENV};
+pub use buffer::{Buffer, MAX_SEGMENTS};
 pub use completion::{Completion, Parts};
 pub use error::{Closed, GetError, PostError};
 pub use handle::{Handle, OpId, Started};

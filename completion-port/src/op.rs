@@ -5,6 +5,7 @@
 //! `sys/` turn a request into kernel calls and the kernel's result back into a
 //! [`Completion`](crate::Completion); they decide no policy.
 
+use crate::buffer::{Buffer, MAX_SEGMENTS};
 use socket2::SockAddr;
 use std::fmt;
 use std::io;
@@ -48,13 +49,29 @@ impl Request {
     /// Refuses arguments the kernel would misread or refuse, before anything is submitted,
     /// whatever the backend: offsets above `i64::MAX` (docs/semantics.md F4) and buffers
     /// longer than the kernel's 32-bit length fields ([`MAX_BUFFER`]).
-    pub(crate) fn check_args(&self, buffer: Option<&Vec<u8>>) -> io::Result<()> {
+    ///
+    /// Also refuses, for any buffer form (docs/semantics.md H11), a read into read-only raw
+    /// memory and a scatter/gather list of more than [`MAX_SEGMENTS`] segments.
+    pub(crate) fn check_args(&self, buffer: Option<&Buffer>) -> io::Result<()> {
         if let Some(buf) = buffer {
-            let len = if self.fills_buffer() { buf.capacity() } else { buf.len() };
+            let len = if self.fills_buffer() { buf.room() } else { buf.len() };
             if len > MAX_BUFFER {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!("buffer of {len} bytes is longer than the kernel accepts ({MAX_BUFFER})"),
+                ));
+            }
+            if self.fills_buffer() && !buf.writable() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a read needs writable memory: this buffer came from Buffer::from_raw_parts",
+                ));
+            }
+            let n = buf.segment_count();
+            if n > MAX_SEGMENTS {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("a buffer of {n} segments has more than the kernel accepts ({MAX_SEGMENTS})"),
                 ));
             }
         }
@@ -127,13 +144,23 @@ pub struct SubmitError<C> {
     pub error: io::Error,
     /// The context given to the refused call.
     pub context: C,
-    /// The buffer given to the refused call, if it took one.
+    /// The buffer given to the refused call, if it took one and it was a `Vec<u8>`.
     pub buffer: Option<Vec<u8>>,
+    /// The buffer given to the refused call, if it took one of another form (a
+    /// `Box<[u8]>`, raw memory, a scatter/gather list; docs/semantics.md H11).
+    pub memory: Option<Buffer>,
 }
 
 impl<C> SubmitError<C> {
-    pub(crate) fn new(error: io::Error, context: C, buffer: Option<Vec<u8>>) -> Self {
-        Self { error, context, buffer }
+    pub(crate) fn new(error: io::Error, context: C, buffer: Option<Buffer>) -> Self {
+        let (buffer, memory) = crate::buffer::split(buffer);
+        Self { error, context, buffer, memory }
+    }
+
+    /// Takes the refused call's buffer, whatever its form (a `Vec` comes back as the
+    /// [`Buffer`] it was turned into).
+    pub fn take_buffer(&mut self) -> Option<Buffer> {
+        self.buffer.take().map(Buffer::from).or_else(|| self.memory.take())
     }
 
     /// The error's kind.
@@ -147,7 +174,8 @@ impl<C> SubmitError<C> {
         self.error.get_ref().is_some_and(|e| e.is::<crate::Closed>())
     }
 
-    /// Splits into the error, the context and the buffer.
+    /// Splits into the error, the context and the buffer (a `Vec`; a buffer of another
+    /// form is dropped: take it first with [`take_buffer`](Self::take_buffer)).
     pub fn into_parts(self) -> (io::Error, C, Option<Vec<u8>>) {
         (self.error, self.context, self.buffer)
     }
@@ -158,6 +186,7 @@ impl<C> fmt::Debug for SubmitError<C> {
         f.debug_struct("SubmitError")
             .field("error", &self.error)
             .field("buffer_len", &self.buffer.as_ref().map(Vec::len))
+            .field("memory", &self.memory)
             .finish_non_exhaustive()
     }
 }

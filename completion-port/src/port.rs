@@ -198,9 +198,15 @@ enum Packet<C> {
 impl<C> Packet<C> {
     fn new(c: Completion<C>) -> Self {
         match c {
-            Completion { key, result: Ok(bytes), context, buffer: None, accepted: None, addr: None } => {
-                Packet::Plain { key, bytes, context }
-            }
+            Completion {
+                key,
+                result: Ok(bytes),
+                context,
+                buffer: None,
+                memory: None,
+                accepted: None,
+                addr: None,
+            } => Packet::Plain { key, bytes, context },
             c => Packet::Boxed(Box::new(c)),
         }
     }

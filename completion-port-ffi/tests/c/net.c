@@ -23,6 +23,43 @@ static SOCKET connect_client(void) {
     return c;
 }
 
+/* The large gathered send's bytes: segment i, byte j. */
+#define BIG_SEG (1 << 17)
+static char big_byte(size_t p) { return (char)((p % BIG_SEG) * 7 + p / BIG_SEG); }
+
+/* Reads 3 * BIG_SEG bytes from the client and checks each: 0 if all are right. */
+static DWORD WINAPI drain_big(LPVOID arg) {
+    SOCKET c = (SOCKET)arg;
+    static char chunk[65536];
+    size_t at = 0;
+    while (at < 3 * (size_t)BIG_SEG) {
+        int n = recv(c, chunk, sizeof chunk, 0);
+        if (n <= 0)
+            return 1;
+        for (int i = 0; i < n; i++)
+            if (chunk[i] != big_byte(at + (size_t)i))
+                return 2;
+        at += (size_t)n;
+    }
+    return 0;
+}
+
+/* After 100 ms, sends "late" on the socket. */
+static DWORD WINAPI delayed_send(LPVOID arg) {
+    Sleep(100);
+    return send((SOCKET)arg, "late", 4, 0) == 4 ? 0 : 1;
+}
+
+static SOCKET late_client = INVALID_SOCKET;
+
+/* After 100 ms, connects a client to the listener. */
+static DWORD WINAPI delayed_connect(LPVOID arg) {
+    (void)arg;
+    Sleep(100);
+    late_client = connect_client();
+    return 0;
+}
+
 /* One completion, expected to be for `ov`. Returns GQCS's result; *bytes set. */
 static BOOL next(LPOVERLAPPED ov, ULONG_PTR want_key, DWORD *bytes) {
     ULONG_PTR key = 0;
@@ -118,6 +155,49 @@ int main(void) {
     CHECK(next(&sov, 2, &bytes) && bytes == 4);
     char got[8];
     CHECK(recv(client, got, sizeof got, 0) == 4 && memcmp(got, "pong", 4) == 0);
+
+    /* A large gathered send from the caller's memory (three 128 KiB WSABUFs, a small send
+     * buffer): the packet comes once all of it is sent, however many partial sends the
+     * kernel made of it, and the bytes arrive in order. */
+    {
+        int small = 16384;
+        CHECK(setsockopt(s, SOL_SOCKET, SO_SNDBUF, (char *)&small, sizeof small) == 0);
+        WSABUF big[3];
+        for (int i = 0; i < 3; i++) {
+            big[i].len = BIG_SEG;
+            big[i].buf = (char *)malloc(BIG_SEG);
+            CHECK(big[i].buf != NULL);
+            for (size_t j = 0; j < BIG_SEG; j++)
+                big[i].buf[j] = big_byte((size_t)i * BIG_SEG + j);
+        }
+        HANDLE reader = CreateThread(NULL, 0, drain_big, (LPVOID)client, 0, NULL);
+        CHECK(reader != NULL);
+        memset(&sov, 0, sizeof sov);
+        r = WSASend(s, big, 3, NULL, 0, &sov, NULL);
+        CHECK(r == 0 || WSAGetLastError() == WSA_IO_PENDING);
+        CHECK(next(&sov, 2, &bytes) && bytes == 3 * BIG_SEG && sov.InternalHigh == 3 * BIG_SEG);
+        CHECK(WaitForSingleObject(reader, 10000) == WAIT_OBJECT_0);
+        DWORD code = 99;
+        CHECK(GetExitCodeThread(reader, &code) && code == 0);
+        CHECK(CloseHandle(reader));
+        for (int i = 0; i < 3; i++)
+            free(big[i].buf);
+    }
+
+    /* The synchronous calls block on associated sockets too, as Winsock's do (the epoll
+     * backend makes them O_NONBLOCK underneath: the shim waits for readiness). */
+    {
+        HANDLE t = CreateThread(NULL, 0, delayed_send, (LPVOID)client, 0, NULL);
+        char late[8];
+        CHECK(recv(s, late, sizeof late, 0) == 4 && memcmp(late, "late", 4) == 0);
+        CHECK(WaitForSingleObject(t, 5000) == WAIT_OBJECT_0 && CloseHandle(t));
+        t = CreateThread(NULL, 0, delayed_connect, NULL, 0, NULL);
+        SOCKET a = accept(listener, NULL, NULL);
+        CHECK(a != INVALID_SOCKET);
+        CHECK(WaitForSingleObject(t, 5000) == WAIT_OBJECT_0 && CloseHandle(t));
+        CHECK(send(a, "x", 1, 0) == 1 && recv(late_client, late, 1, 0) == 1 && late[0] == 'x');
+        CHECK(closesocket(a) == 0 && closesocket(late_client) == 0);
+    }
 
     /* Cancel: the receive completes with ERROR_OPERATION_ABORTED; then nothing is pending. */
     memset(&rov, 0, sizeof rov);

@@ -4,24 +4,30 @@
 //! packet. These are plain non-blocking system calls; no memory is lent to the kernel
 //! beyond the call.
 
+use crate::buffer::Buffer;
 use std::io;
 use std::os::fd::BorrowedFd;
 
-/// `send(fd, buf, MSG_DONTWAIT | MSG_NOSIGNAL)`. `None` if it would block.
-pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> Option<io::Result<usize>> {
-    use rustix::net::SendFlags;
-    match rustix::net::send(fd, buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
-        Err(rustix::io::Errno::AGAIN) => None,
-        r => Some(r.map_err(io::Error::from)),
+/// `send(fd, buf, MSG_DONTWAIT | MSG_NOSIGNAL)` (`sendmsg` for a scatter/gather list).
+/// `None` if it would block.
+pub(crate) fn send(fd: BorrowedFd<'_>, buf: &mut Buffer) -> Option<io::Result<usize>> {
+    loop {
+        match super::vio::send(fd, buf, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return None,
+            r => return Some(r.map_err(io::Error::from)),
+        }
     }
 }
 
-/// `recv(fd, spare capacity of buf, MSG_DONTWAIT)`, appending to `buf` (which the caller
-/// cleared). `None` if it would block.
-pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
-    use rustix::net::RecvFlags;
-    match rustix::net::recv(fd, rustix::buffer::spare_capacity(buf), RecvFlags::DONTWAIT) {
-        Err(rustix::io::Errno::AGAIN) => None,
-        r => Some(r.map(|(n, _)| n).map_err(io::Error::from)),
+/// `recv(fd, buf, MSG_DONTWAIT)` (`recvmsg` for a scatter/gather list), filling `buf`
+/// from its start. `None` if it would block.
+pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut Buffer) -> Option<io::Result<usize>> {
+    loop {
+        match super::vio::recv(fd, buf, libc::MSG_DONTWAIT) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return None,
+            r => return Some(r.map_err(io::Error::from)),
+        }
     }
 }

@@ -43,13 +43,14 @@ pub(crate) mod epoll;
 #[cfg(loom)]
 pub(crate) mod fake;
 pub(crate) mod uring;
+pub(crate) mod vio;
 
 /// One operation as the front end hands it to a backend.
 pub(crate) struct OpData<C> {
     pub(crate) handle: Arc<HandleShared>,
     pub(crate) key: usize,
     pub(crate) request: Request,
-    pub(crate) buffer: Option<Vec<u8>>,
+    pub(crate) buffer: Option<crate::buffer::Buffer>,
     pub(crate) context: C,
 }
 

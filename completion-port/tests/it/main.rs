@@ -3,6 +3,7 @@
 //! id cited in the repository is defined there.
 
 mod bad_input;
+mod buffers;
 mod chaos;
 mod common;
 mod fallback;

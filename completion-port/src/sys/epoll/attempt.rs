@@ -3,10 +3,10 @@
 
 use crate::completion::Completion;
 use crate::op::Request;
+use crate::sys::vio;
 use crate::sys::OpData;
-use rustix::buffer::spare_capacity;
 use rustix::io::Errno;
-use rustix::net::{RecvFlags, SendFlags};
+use rustix::net::RecvFlags;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -30,8 +30,7 @@ impl<C> Pending<C> {
     /// A zero-capacity receive (docs/semantics.md N6): it waits for readability beside
     /// the receive queue, not in it, as io_uring's poll does.
     pub(super) fn is_probe(&self) -> bool {
-        matches!(self.data.request, Request::Recv)
-            && self.data.buffer.as_ref().is_some_and(|b| b.capacity() == 0)
+        matches!(self.data.request, Request::Recv) && self.data.buffer.as_ref().is_some_and(|b| b.room() == 0)
     }
 
     /// A connect that has not been started: it must be tried whatever the readiness.
@@ -100,7 +99,7 @@ pub(super) fn attempt<C>(p: &mut Pending<C>) -> Option<Done> {
         // docs/semantics.md N6: a zero-capacity receive completes once the socket is
         // readable, consuming nothing. Readable includes end of stream and a pending error
         // (io_uring's poll reports those as a ready mask too): all are `Ok(0)`.
-        Request::Recv if buffer.as_ref().is_some_and(|b| b.capacity() == 0) => {
+        Request::Recv if buffer.as_ref().is_some_and(|b| b.room() == 0) => {
             let mut probe = [0u8; 1];
             match nonblocking(|| rustix::net::recv(fd, &mut probe[..], RecvFlags::PEEK | RecvFlags::DONTWAIT))
             {
@@ -110,37 +109,24 @@ pub(super) fn attempt<C>(p: &mut Pending<C>) -> Option<Done> {
         }
         Request::Recv => {
             let Some(buf) = buffer.as_mut() else { return Some(no_buffer()) };
-            buf.clear();
-            nonblocking(|| rustix::net::recv(fd, spare_capacity(buf), RecvFlags::DONTWAIT))?.map(|(n, _)| n)
+            nonblocking(|| vio::recv(fd, buf, libc::MSG_DONTWAIT))?
         }
         Request::RecvFrom => {
             let Some(buf) = buffer.as_mut() else { return Some(no_buffer()) };
-            buf.clear();
-            let r = if buf.capacity() == 0 {
-                // A zero-length datagram receive still takes one datagram (and its sender).
-                nonblocking(|| rustix::net::recvfrom(fd, &mut [0u8; 0][..], RecvFlags::DONTWAIT))?
-            } else {
-                nonblocking(|| rustix::net::recvfrom(fd, spare_capacity(buf), RecvFlags::DONTWAIT))?
-            };
+            // A zero-length datagram receive still takes one datagram (and its sender).
+            let r = nonblocking(|| vio::recv_from(fd, buf, libc::MSG_DONTWAIT))?;
             return Some(match r {
-                Ok((n, _, addr)) => Done {
-                    result: Ok(n),
-                    accepted: None,
-                    addr: addr.and_then(|a| SocketAddr::try_from(a).ok()),
-                },
+                Ok((n, addr)) => Done { result: Ok(n), accepted: None, addr },
                 Err(e) => Done::bytes(Err(e)),
             });
         }
         Request::Send => {
-            let Some(buf) = buffer.as_ref() else { return Some(no_buffer()) };
-            nonblocking(|| rustix::net::send(fd, buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL))?
+            let Some(buf) = buffer.as_mut() else { return Some(no_buffer()) };
+            nonblocking(|| vio::send(fd, buf, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL))?
         }
         Request::SendTo { addr } => {
-            let Some(buf) = buffer.as_ref() else { return Some(no_buffer()) };
-            let Some(to) = addr.as_socket() else {
-                return Some(Done::bytes(Err(io::Error::from(io::ErrorKind::InvalidInput))));
-            };
-            nonblocking(|| rustix::net::sendto(fd, buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL, &to))?
+            let Some(buf) = buffer.as_mut() else { return Some(no_buffer()) };
+            nonblocking(|| vio::send_to(fd, buf, addr, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL))?
         }
         Request::Accept => {
             let r = nonblocking(|| rustix::net::acceptfrom_with(fd, rustix::net::SocketFlags::CLOEXEC))?;
@@ -190,16 +176,11 @@ pub(super) fn attempt<C>(p: &mut Pending<C>) -> Option<Done> {
         // A pipe, FIFO or terminal: no positions (docs/semantics.md F5), the offset is ignored.
         Request::ReadAt { .. } => {
             let Some(buf) = buffer.as_mut() else { return Some(no_buffer()) };
-            buf.clear();
-            if buf.capacity() == 0 {
-                nonblocking(|| rustix::io::read(fd, &mut [0u8; 0][..]))?
-            } else {
-                nonblocking(|| rustix::io::read(fd, spare_capacity(buf)))?
-            }
+            nonblocking(|| vio::read(fd, buf, None))?
         }
         Request::WriteAt { .. } => {
-            let Some(buf) = buffer.as_ref() else { return Some(no_buffer()) };
-            nonblocking(|| rustix::io::write(fd, buf))?
+            let Some(buf) = buffer.as_mut() else { return Some(no_buffer()) };
+            nonblocking(|| vio::write(fd, buf, None))?
         }
         Request::Shutdown { how } => {
             let how = match how {
@@ -226,26 +207,19 @@ pub(super) fn run_blocking<C>(p: &mut Pending<C>) -> Done {
     let OpData { handle, request, buffer, .. } = &mut p.data;
     let fd = handle.fd.as_fd();
     let result = match request {
+        // As io_uring, a zero-length read completes with 0 (or the descriptor's error).
         Request::ReadAt { offset } => {
             let Some(buf) = buffer.as_mut() else { return no_buffer() };
-            buf.clear();
-            if buf.capacity() == 0 {
-                // As io_uring: a zero-length read completes with 0 (or the descriptor's error).
-                blocking(|| rustix::io::pread(fd, &mut [0u8; 0][..], *offset))
-            } else {
-                match blocking(|| rustix::io::pread(fd, spare_capacity(buf), *offset)) {
-                    // Not seekable after all: the offset is ignored (docs/semantics.md F5).
-                    Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => {
-                        blocking(|| rustix::io::read(fd, spare_capacity(buf)))
-                    }
-                    r => r,
-                }
+            match blocking(|| vio::read(fd, buf, Some(*offset))) {
+                // Not seekable after all: the offset is ignored (docs/semantics.md F5).
+                Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => blocking(|| vio::read(fd, buf, None)),
+                r => r,
             }
         }
         Request::WriteAt { offset } => {
-            let Some(buf) = buffer.as_ref() else { return no_buffer() };
-            match blocking(|| rustix::io::pwrite(fd, buf, *offset)) {
-                Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => blocking(|| rustix::io::write(fd, buf)),
+            let Some(buf) = buffer.as_mut() else { return no_buffer() };
+            match blocking(|| vio::write(fd, buf, Some(*offset))) {
+                Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => blocking(|| vio::write(fd, buf, None)),
                 r => r,
             }
         }
@@ -261,7 +235,7 @@ pub(super) fn complete<C>(data: OpData<C>, done: Done) -> Completion<C> {
     let OpData { handle, key, buffer, context, .. } = data;
     let mut c = Completion::io(key, context);
     c.result = done.result;
-    c.buffer = buffer;
+    c.set_buffer(buffer);
     c.accepted = done.accepted;
     c.addr = done.addr;
     // The handle's last in-flight reference may go here, closing the descriptor only now

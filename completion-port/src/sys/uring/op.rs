@@ -2,6 +2,7 @@
 //! through the kernel's `user_data`.
 
 use super::owner::Owner;
+use crate::buffer::{Buffer, IoVecs};
 use crate::completion::Completion;
 use crate::op::Request;
 use crate::sys::OpData;
@@ -52,9 +53,8 @@ impl Scratch {
         Box::new(Scratch {
             addr: SockAddrStorage::zeroed(),
             addr_len: 0,
-            // SAFETY: `iovec` and `msghdr` are plain C structs for which all-zero is valid.
-            iov: unsafe { mem::zeroed() },
-            // SAFETY: as above.
+            iov: IoVecs::Many(Vec::new()),
+            // SAFETY: `msghdr` is a plain C struct for which all-zero is valid.
             msg: unsafe { mem::zeroed() },
         })
     }
@@ -63,13 +63,16 @@ impl Scratch {
 struct Scratch {
     addr: SockAddrStorage,
     addr_len: libc::socklen_t,
-    iov: libc::iovec,
+    /// The buffer's segments as the kernel reads them (`msg` or a readv/writev SQE points
+    /// here): inline for one, on the heap for several; either way at a stable address.
+    iov: IoVecs,
     msg: libc::msghdr,
 }
 
 // SAFETY: the raw pointers in `iov` and `msg` point only into the same `Op` allocation
-// (its buffer and `addr`), which moves between threads as a whole; nothing else aliases
-// them.
+// (its buffer and `addr`) or into the buffer's memory, which the operation owns (a raw
+// buffer's owner promised it to the operation: `Buffer::from_raw_parts_mut`); the whole
+// moves between threads as one; nothing else aliases them.
 unsafe impl Send for Scratch {}
 // SAFETY: as above; shared references to `Scratch` are never used to reach the pointees.
 unsafe impl Sync for Scratch {}
@@ -159,7 +162,7 @@ pub(crate) fn after_kernel_cancel<C>(op: &Arc<Op<C>>) -> KernelCancel {
     if body.owner.is_alive() || body.restarts >= MAX_RESTARTS {
         return KernelCancel::Complete(-libc::EAGAIN);
     }
-    let zero_length = body.data.buffer.as_ref().is_some_and(|b| b.capacity() == 0);
+    let zero_length = body.data.buffer.as_ref().is_some_and(|b| b.room() == 0);
     if matches!(body.data.request, Request::Recv) && zero_length {
         return KernelCancel::Complete(0);
     }
@@ -176,15 +179,47 @@ pub(crate) fn handle_epoch<C>(op: &Arc<Op<C>>) -> u32 {
 }
 
 /// The SQE for `op`, pointing into `op`'s own allocation and buffer.
+///
+/// A contiguous buffer goes to the plain opcodes (`Read`, `Write`, `Recv`, `Send`); a
+/// scatter/gather list to `Readv`/`Writev`/`RecvMsg`/`SendMsg`, with its `iovec`s in the
+/// operation's scratch memory.
 fn build_entry<C>(op: &mut Body<C>) -> squeue::Entry {
     let fd = types::Fd(op.data.handle.fd.as_raw_fd());
-    let (buf_ptr, buf_len, cap) = match op.data.buffer.as_mut() {
-        Some(b) => (b.as_mut_ptr(), b.len() as u32, b.capacity() as u32),
-        None => (std::ptr::null_mut(), 0, 0),
+    let fills = op.data.request.fills_buffer();
+    let vectored = op.data.buffer.as_ref().is_some_and(Buffer::is_vectored);
+    let room = op.data.buffer.as_ref().map_or(0, Buffer::room);
+    let (buf_ptr, len) = match op.data.buffer.as_mut() {
+        Some(b) if !vectored => {
+            let region = if fills { b.read_region() } else { b.write_region() };
+            region.map_or((std::ptr::null_mut(), 0), |(p, n)| (p, n as u32))
+        }
+        _ => (std::ptr::null_mut(), 0),
     };
+    // The segments in scratch memory, for the requests that pass an iovec array.
+    let needs_iov = vectored || matches!(op.data.request, Request::RecvFrom | Request::SendTo { .. });
+    if needs_iov {
+        let s = op.scratch.get_or_insert_with(Scratch::new);
+        s.iov = match op.data.buffer.as_mut() {
+            Some(b) if fills => b.read_iovecs(),
+            Some(b) => b.write_iovecs(),
+            None => IoVecs::Many(Vec::new()),
+        };
+        s.msg.msg_iov = s.iov.as_slice().as_ptr().cast_mut();
+        s.msg.msg_iovlen = s.iov.as_slice().len();
+        s.msg.msg_name = std::ptr::null_mut();
+        s.msg.msg_namelen = 0;
+    }
     match &op.data.request {
-        Request::ReadAt { offset } => opcode::Read::new(fd, buf_ptr, cap).offset(*offset).build(),
-        Request::WriteAt { offset } => opcode::Write::new(fd, buf_ptr, buf_len).offset(*offset).build(),
+        Request::ReadAt { offset } if vectored => {
+            let iov = op.scratch.as_ref().map_or(&[][..], |s| s.iov.as_slice());
+            opcode::Readv::new(fd, iov.as_ptr(), iov.len() as u32).offset(*offset).build()
+        }
+        Request::WriteAt { offset } if vectored => {
+            let iov = op.scratch.as_ref().map_or(&[][..], |s| s.iov.as_slice());
+            opcode::Writev::new(fd, iov.as_ptr(), iov.len() as u32).offset(*offset).build()
+        }
+        Request::ReadAt { offset } => opcode::Read::new(fd, buf_ptr, len).offset(*offset).build(),
+        Request::WriteAt { offset } => opcode::Write::new(fd, buf_ptr, len).offset(*offset).build(),
         Request::Sync { data_only } => {
             let flags = if *data_only { types::FsyncFlags::DATASYNC } else { types::FsyncFlags::empty() };
             opcode::Fsync::new(fd).flags(flags).build()
@@ -199,9 +234,17 @@ fn build_entry<C>(op: &mut Body<C>) -> squeue::Entry {
             opcode::Connect::new(fd, addr.as_ptr().cast::<libc::sockaddr>(), addr.len()).build()
         }
         // docs/semantics.md N6: a zero-length receive waits for readability and consumes nothing.
-        Request::Recv if cap == 0 => opcode::PollAdd::new(fd, libc::POLLIN as u32).build(),
-        Request::Recv => opcode::Recv::new(fd, buf_ptr, cap).build(),
-        Request::Send => opcode::Send::new(fd, buf_ptr, buf_len).flags(libc::MSG_NOSIGNAL).build(),
+        Request::Recv if room == 0 => opcode::PollAdd::new(fd, libc::POLLIN as u32).build(),
+        Request::Recv if vectored => {
+            let s = op.scratch.get_or_insert_with(Scratch::new);
+            opcode::RecvMsg::new(fd, &mut s.msg).build()
+        }
+        Request::Send if vectored => {
+            let s = op.scratch.get_or_insert_with(Scratch::new);
+            opcode::SendMsg::new(fd, &s.msg).flags(libc::MSG_NOSIGNAL as u32).build()
+        }
+        Request::Recv => opcode::Recv::new(fd, buf_ptr, len).build(),
+        Request::Send => opcode::Send::new(fd, buf_ptr, len).flags(libc::MSG_NOSIGNAL).build(),
         Request::Shutdown { how } => {
             let how = match how {
                 std::net::Shutdown::Read => libc::SHUT_RD,
@@ -212,21 +255,15 @@ fn build_entry<C>(op: &mut Body<C>) -> squeue::Entry {
         }
         Request::RecvFrom => {
             let s = op.scratch.get_or_insert_with(Scratch::new);
-            s.iov = libc::iovec { iov_base: buf_ptr.cast(), iov_len: cap as usize };
             s.msg.msg_name = (&mut s.addr as *mut SockAddrStorage).cast();
             s.msg.msg_namelen = s.addr.size_of();
-            s.msg.msg_iov = &mut s.iov;
-            s.msg.msg_iovlen = 1;
             opcode::RecvMsg::new(fd, &mut s.msg).build()
         }
         Request::SendTo { addr } => {
             let s = op.scratch.get_or_insert_with(Scratch::new);
-            s.iov = libc::iovec { iov_base: buf_ptr.cast(), iov_len: buf_len as usize };
             // `addr` lives in the same allocation (inside `data.request`).
             s.msg.msg_name = addr.as_ptr() as *mut libc::c_void;
             s.msg.msg_namelen = addr.len();
-            s.msg.msg_iov = &mut s.iov;
-            s.msg.msg_iovlen = 1;
             opcode::SendMsg::new(fd, &s.msg).flags(libc::MSG_NOSIGNAL as u32).build()
         }
     }
@@ -245,7 +282,7 @@ fn take_body<C>(op: Arc<Op<C>>) -> Body<C> {
 }
 
 /// Gives back the context and buffer of an operation whose SQE never reached the kernel.
-pub(crate) fn reclaim<C>(user_data: u64) -> (C, Option<Vec<u8>>) {
+pub(crate) fn reclaim<C>(user_data: u64) -> (C, Option<Buffer>) {
     // SAFETY: called by `Uring::submit` only when the push failed, so the kernel never saw
     // `user_data`, and no CQE will hand it back a second time.
     let op = unsafe { from_user_data::<C>(user_data) };
@@ -267,15 +304,16 @@ pub(crate) fn complete<C>(op: Arc<Op<C>>, res: i32) -> Completion<C> {
         Err(io::Error::from_raw_os_error(-res))
     } else {
         let n = res as usize;
-        let zero_length = buffer.as_ref().is_some_and(|b| b.capacity() == 0);
+        let zero_length = buffer.as_ref().is_some_and(|b| b.room() == 0);
         match request {
             // A zero-length receive is a poll: `res` is the ready mask; nothing moved.
             Request::Recv if zero_length => Ok(0),
             Request::ReadAt { .. } | Request::Recv | Request::RecvFrom => {
                 if let Some(b) = buffer.as_mut() {
-                    // SAFETY: the kernel wrote `n <= capacity` bytes at the start of the
-                    // buffer, so they are initialised.
-                    unsafe { b.set_len(n.min(b.capacity())) };
+                    // SAFETY: the kernel wrote the first `n` bytes of the regions
+                    // `build_entry` gave it (at most the buffer's room), and its CQE is
+                    // here: nothing writes to the buffer any more.
+                    unsafe { b.filled(n) };
                 }
                 if matches!(request, Request::RecvFrom) {
                     if let Some(s) = scratch {
@@ -295,7 +333,7 @@ pub(crate) fn complete<C>(op: Arc<Op<C>>, res: i32) -> Completion<C> {
             _ => Ok(n),
         }
     };
-    completion.buffer = buffer;
+    completion.set_buffer(buffer);
     // The handle's last in-flight reference may go here, closing the descriptor only now
     // that its packet exists (docs/semantics.md H6).
     handle.op_finished();
