@@ -3,15 +3,13 @@
 use crate::buffer::Buffer;
 use crate::op::{FdKind, Request, SubmitError};
 use crate::port::CompletionPort;
-use crate::sys::{OpData, OpRef};
+use crate::sys::{Descriptor, OpData, OpRef};
 use socket2::SockAddr;
-use std::collections::HashSet;
 use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
 /// A file or socket associated with a [`CompletionPort`]: every operation started through
 /// it completes to that port, carrying the handle's key (docs/semantics.md H1).
@@ -70,57 +68,7 @@ impl<C: Send + 'static> Clone for Handle<C> {
 /// What the user's clones of a [`Handle`] share; dropping it closes the handle (H6).
 struct HandleOwner<C: Send + 'static> {
     port: CompletionPort<C>,
-    shared: Arc<HandleShared>,
-}
-
-/// The part of a handle that operations in flight keep alive: the descriptor itself.
-pub(crate) struct HandleShared {
-    /// The backend's state for this descriptor (epoll: its queues of waiting operations),
-    /// if it keeps any. Declared before `fd` so that it is dropped while the descriptor is
-    /// still open.
-    pub(crate) sys: Option<crate::sys::HandleState>,
-    pub(crate) fd: OwnedFd,
-    pub(crate) kind: FdKind,
-    pub(crate) key: usize,
-    /// Operations accepted and not yet completed.
-    pending: AtomicUsize,
-    /// Incremented by every `cancel_all` (and handle close) before its cancel request is
-    /// queued; an operation that the kernel cancels while its epoch still matches was not
-    /// cancelled by us (its submitting thread exited) and is resubmitted (docs/semantics.md H4).
-    cancel_epoch: AtomicU32,
-    registry: Weak<Registry>,
-}
-
-impl HandleShared {
-    /// An operation of this handle produced its packet.
-    pub(crate) fn op_finished(&self) {
-        self.pending.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// The current cancel epoch.
-    pub(crate) fn cancel_epoch(&self) -> u32 {
-        self.cancel_epoch.load(Ordering::SeqCst)
-    }
-
-    /// Marks every operation submitted so far as cancelled by us.
-    pub(crate) fn bump_cancel_epoch(&self) {
-        self.cancel_epoch.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl Drop for HandleShared {
-    fn drop(&mut self) {
-        // Forget the number before `fd` closes it: once closed it may be reused at once.
-        if let Some(reg) = self.registry.upgrade() {
-            crate::sync::lock_std(&reg.fds).remove(&self.fd.as_raw_fd());
-        }
-    }
-}
-
-/// Descriptors associated with one port (H1: associating one twice is an error).
-#[derive(Default)]
-pub(crate) struct Registry {
-    fds: Mutex<HashSet<RawFd>>,
+    shared: Arc<Descriptor>,
 }
 
 /// What an eager call ([`Handle::send_eager`], [`Handle::recv_eager`]) did.
@@ -198,7 +146,7 @@ impl<C: Send + 'static> CompletionPort<C> {
         if self.is_closed() {
             return Err(crate::sys::closed_error());
         }
-        if !crate::sync::lock_std(&registry.fds).insert(fd.as_raw_fd()) {
+        let Some(entry) = registry.enter(fd.as_raw_fd()) else {
             // Another handle of this port owns this number: closing it here would pull the
             // descriptor from under that handle.
             std::mem::forget(fd);
@@ -206,24 +154,11 @@ impl<C: Send + 'static> CompletionPort<C> {
                 io::ErrorKind::InvalidInput,
                 "the descriptor is already associated with this port",
             ));
-        }
-        let sys = match driver.register(fd.as_fd(), kind) {
-            Ok(sys) => sys,
-            Err(e) => {
-                crate::sync::lock_std(&registry.fds).remove(&fd.as_raw_fd());
-                return Err(e);
-            }
         };
+        // On failure `entry` drops here, before `fd` closes.
+        let state = driver.register(fd.as_fd(), kind)?;
         tracing::trace!(fd = fd.as_raw_fd(), key, ?kind, backend = driver.name(), "associated");
-        let shared = HandleShared {
-            sys,
-            fd,
-            kind,
-            key,
-            pending: AtomicUsize::new(0),
-            cancel_epoch: AtomicU32::new(0),
-            registry: Arc::downgrade(registry),
-        };
+        let shared = Descriptor::new(fd, kind, key, state, Some(Box::new(entry)));
         Ok(Handle { o: Arc::new(HandleOwner { port: self.clone(), shared: Arc::new(shared) }) })
     }
 }
@@ -241,7 +176,7 @@ impl<C: Send + 'static> Handle<C> {
 
     /// Number of operations submitted whose packet has not yet been produced.
     pub fn pending(&self) -> usize {
-        self.o.shared.pending.load(Ordering::SeqCst)
+        self.o.shared.pending()
     }
 
     fn submit(
@@ -266,13 +201,13 @@ impl<C: Send + 'static> Handle<C> {
             (Request::WriteAt { .. }, FdKind::Stream | FdKind::Datagram) => Request::Send,
             (request, _) => request,
         };
-        self.o.shared.pending.fetch_add(1, Ordering::SeqCst);
+        self.o.shared.op_started();
         let op =
             OpData { handle: Arc::clone(&self.o.shared), key: self.o.shared.key, request, buffer, context };
         // Handed to the kernel now (H9), unless this thread is inside a `batch` section,
         // which submits when it ends.
         driver.submit(op).map(OpId).inspect_err(|_| {
-            self.o.shared.pending.fetch_sub(1, Ordering::SeqCst);
+            self.o.shared.op_finished();
         })
     }
 
@@ -561,7 +496,7 @@ impl<C: Send + 'static> Drop for HandleOwner<C> {
     fn drop(&mut self) {
         // H6: Windows and io_uring both leave operations hanging when a handle closes; we
         // cancel them. The descriptor stays open in `shared` until their packets exist.
-        if self.shared.pending.load(Ordering::SeqCst) == 0 {
+        if self.shared.pending() == 0 {
             return;
         }
         if let Some(driver) = self.port.existing_driver() {

@@ -68,6 +68,7 @@ mod handle;
 mod op;
 mod pool;
 mod port;
+mod registry;
 mod sync;
 mod sys;
 

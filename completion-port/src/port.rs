@@ -4,7 +4,7 @@ use crate::assoc::{self, Account};
 use crate::backend::Backend;
 use crate::completion::Completion;
 use crate::error::{GetError, PostError};
-use crate::handle::Registry;
+use crate::registry::Registry;
 use crate::sync::{
     arc_addr, downgrade, fence, load_latest, lock, spin_yield, Arc, AtomicBool, AtomicUsize, Mutex,
     Ordering::SeqCst, Parker, Queue, Wake, Weak,

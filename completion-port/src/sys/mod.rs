@@ -30,7 +30,6 @@
 use crate::backend::Backend;
 use crate::completion::Completion;
 use crate::error::Closed;
-use crate::handle::HandleShared;
 use crate::op::{FdKind, Request, SubmitError};
 use std::any::Any;
 use std::io;
@@ -38,7 +37,10 @@ use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod descriptor;
 pub(crate) mod eager;
+
+pub(crate) use descriptor::Descriptor;
 pub(crate) mod epoll;
 #[cfg(loom)]
 pub(crate) mod fake;
@@ -47,7 +49,7 @@ pub(crate) mod vio;
 
 /// One operation as the front end hands it to a backend.
 pub(crate) struct OpData<C> {
-    pub(crate) handle: Arc<HandleShared>,
+    pub(crate) handle: Arc<Descriptor>,
     pub(crate) key: usize,
     pub(crate) request: Request,
     pub(crate) buffer: Option<crate::buffer::Buffer>,
@@ -79,7 +81,7 @@ pub(crate) enum OpRef<C> {
 }
 
 /// A backend's state for one associated descriptor, held by its handle
-/// ([`HandleShared::sys`]) and dropped just before the descriptor is closed.
+/// ([`Descriptor::state`]) and dropped just before the descriptor is closed.
 pub(crate) type HandleState = Box<dyn Any + Send + Sync>;
 
 /// Whether [`Driver::open`] already logged why `Auto` fell back to epoll (once per process).
@@ -229,7 +231,7 @@ impl<C: Send + 'static> Driver<C> {
         }
     }
 
-    pub(crate) fn cancel_fd(&self, handle: &HandleShared) -> io::Result<()> {
+    pub(crate) fn cancel_fd(&self, handle: &Descriptor) -> io::Result<()> {
         match self {
             Driver::Uring(u) => u.cancel_fd(handle),
             Driver::Epoll(e) => e.cancel_fd(handle),

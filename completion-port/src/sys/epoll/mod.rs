@@ -39,9 +39,8 @@ mod attempt;
 mod pool;
 
 use self::attempt::{complete, Done, Pending};
-use super::{HandleState, OpData};
+use super::{Descriptor, HandleState, OpData};
 use crate::completion::Completion;
-use crate::handle::HandleShared;
 use crate::op::{FdKind, Request, SubmitError};
 use crate::sync::lock_std as lock;
 use rustix::event::epoll::{self, EventData, EventFlags};
@@ -408,7 +407,7 @@ impl<C: Send + 'static> Epoll<C> {
     }
 
     /// Cancels every queued operation of a descriptor.
-    pub(crate) fn cancel_fd(&self, handle: &HandleShared) -> io::Result<()> {
+    pub(crate) fn cancel_fd(&self, handle: &Descriptor) -> io::Result<()> {
         let Some(fs) = fd_state::<C>(handle) else { return Err(not_found()) };
         let sh = &self.shared;
         let found = if fs.pooled {
@@ -531,6 +530,6 @@ impl<C> Shared<C> {
 }
 
 /// The epoll state of a handle, if the handle was registered with this backend.
-fn fd_state<C: Send + 'static>(handle: &HandleShared) -> Option<&Arc<FdState<C>>> {
-    handle.sys.as_ref()?.downcast_ref::<Arc<FdState<C>>>()
+fn fd_state<C: Send + 'static>(handle: &Descriptor) -> Option<&Arc<FdState<C>>> {
+    handle.state.as_ref()?.downcast_ref::<Arc<FdState<C>>>()
 }

@@ -32,9 +32,8 @@ mod owner;
 
 pub(crate) use op::OpRef;
 
-use super::OpData;
+use super::{Descriptor, OpData};
 use crate::completion::Completion;
-use crate::handle::HandleShared;
 use crate::op::SubmitError;
 use crate::sync::lock_std as lock;
 use io_uring::{opcode, squeue, types, IoUring};
@@ -406,7 +405,7 @@ impl<C: Send + 'static> Uring<C> {
 
     /// Requests cancellation of every operation on a descriptor
     /// (`IORING_OP_ASYNC_CANCEL` with `IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL`).
-    pub(crate) fn cancel_fd(&self, handle: &HandleShared) -> io::Result<()> {
+    pub(crate) fn cancel_fd(&self, handle: &Descriptor) -> io::Result<()> {
         handle.bump_cancel_epoch();
         let fd = types::Fd(handle.fd.as_raw_fd());
         let entry = opcode::AsyncCancel2::new(types::CancelBuilder::fd(fd).all()).build().user_data(CANCEL);
