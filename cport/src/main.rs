@@ -83,6 +83,7 @@ fn main() -> ExitCode {
     let checked = match &cli.command {
         Command::Copy(args) => args.check(),
         Command::Load(args) => args.check(),
+        Command::Serve(args) => args.check(),
         _ => Ok(()),
     };
     if let Err(msg) = checked {

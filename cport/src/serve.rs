@@ -1,6 +1,11 @@
 //! `cport serve`: the seeds' NetworkSystem, an echo server on one completion port.
 //!
-//! One port, one pool of worker threads, never a thread per connection. A connection has
+//! One port, one pool of worker threads, never a thread per connection. With `--ports N`
+//! the server runs N such ports side by side, each with its own listener on the same
+//! address (`SO_REUSEPORT`, the kernel spreading connections between them), its share of
+//! the workers and of the connection limit: one port per group of threads, as an IOCP
+//! server spreads over NUMA nodes, so that threads of different ports never hand work to
+//! each other. A connection has
 //! at most one operation in flight at any moment, so its state travels in the operation's
 //! context and needs no lock:
 //!
@@ -41,6 +46,11 @@ pub struct Args {
     /// Most workers running at once, the port's concurrency value (0: logical CPUs).
     #[arg(long, default_value_t = 0)]
     concurrency: usize,
+    /// Completion ports to run side by side (at most --workers), each with its own
+    /// SO_REUSEPORT listener on the address and an equal share of the workers, of the
+    /// concurrency value and of --max-connections. 1: one port shared by every worker.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    ports: u32,
     /// Most connections open at once (at least 1); further clients wait in the listen
     /// backlog. The soft descriptor limit is raised to the hard limit if this needs it.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
@@ -136,6 +146,7 @@ impl Conn {
 struct Server {
     port: CompletionPort<Op>,
     listener: Mutex<Option<Handle<Op>>>,
+    /// This port's share of `--max-connections`.
     max_connections: usize,
     buffer_size: usize,
     eager: bool,
@@ -148,7 +159,8 @@ struct Server {
     /// With `--idle-timeout`: the open connections, by id.
     conns: Mutex<HashMap<usize, Weak<Conn>>>,
     next_id: AtomicU64,
-    stats: Stats,
+    /// Shared by every port of the server.
+    stats: Arc<Stats>,
 }
 
 /// The accounting of connection slots. Invariants: `open + armed <= max_connections`
@@ -212,6 +224,9 @@ struct Stats {
 struct Summary {
     addr: String,
     workers: usize,
+    /// Completion ports (`--ports`).
+    ports: usize,
+    /// The concurrency values of the ports, added up.
     concurrency: usize,
     /// The port's I/O backend: "io_uring" or "epoll".
     backend: String,
@@ -260,56 +275,102 @@ fn listen(addr: &str, backlog: u32, reuse_port: bool) -> Result<TcpListener, Str
     Err(format!("cannot listen on {addr}: {why}"))
 }
 
+fn cpus() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl Args {
+    /// Checks across flags: every port needs a worker and a connection slot.
+    pub fn check(&self) -> Result<(), String> {
+        let workers = self.workers.map_or_else(cpus, |n| n as usize);
+        if self.ports as usize > workers {
+            return Err(format!(
+                "--ports {} needs at least as many workers, but there are {workers} (--workers)",
+                self.ports
+            ));
+        }
+        if u64::from(self.ports) > self.max_connections {
+            return Err(format!(
+                "--ports {} needs --max-connections of at least {} (each port takes a share)",
+                self.ports, self.ports
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `total` split into `parts` shares as equal as possible (the first ones get the extra).
+fn share(total: usize, parts: usize, i: usize) -> usize {
+    total / parts + usize::from(i < total % parts)
+}
+
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: Args) -> Result<ExitCode, String> {
-    let workers =
-        args.workers.map_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()), |n| n as usize);
+    let cpus = cpus();
+    let workers = args.workers.map_or(cpus, |n| n as usize);
+    let ports = args.ports as usize;
     let max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
-    let needed = args.max_connections + u64::from(args.accepts) + limits::RESERVED;
+    let concurrency = if args.concurrency == 0 { cpus } else { args.concurrency };
+    let needed = args.max_connections + u64::from(args.accepts) * u64::from(args.ports) + limits::RESERVED;
     let nofile = limits::raise_nofile(needed);
-    let listener = listen(&args.addr, args.backlog, args.reuse_port)?;
-    let local = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let first = listen(&args.addr, args.backlog, args.reuse_port || ports > 1)?;
+    let local = first.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let mut listeners = vec![first];
+    for _ in 1..ports {
+        // The others bind the address the first one got (its port, if 0 was asked).
+        listeners.push(listen(&local.to_string(), args.backlog, true)?);
+    }
     let signals =
         signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
             .map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
-    let port = CompletionPort::new(args.concurrency);
-    let listener = port
-        .associate(listener, LISTENER)
-        .map_err(|e| format!("cannot associate the listener: {}", limits::explain(&e)))?;
-    let server = Arc::new(Server {
-        port: port.clone(),
-        listener: Mutex::new(Some(listener)),
-        max_connections,
-        buffer_size: args.buffer_size as usize,
-        eager: args.eager,
-        zero_byte_receive: args.zero_byte_receive,
-        batch: args.batch as usize,
-        idle_timeout: args.idle_timeout,
-        started: Instant::now(),
-        slots: Mutex::new(Slots::default()),
-        conns: Mutex::new(HashMap::new()),
-        next_id: AtomicU64::new(1),
-        stats: Stats::default(),
-    });
-    for _ in 0..args.accepts {
-        if lock(&server.slots).take_or_park(max_connections) {
-            server.arm_accept();
+    let stats = Arc::new(Stats::default());
+    let started = Instant::now();
+    let mut servers = Vec::with_capacity(ports);
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let port = CompletionPort::new(share(concurrency, ports, i).max(1));
+        let listener = port
+            .associate(listener, LISTENER)
+            .map_err(|e| format!("cannot associate the listener: {}", limits::explain(&e)))?;
+        servers.push(Arc::new(Server {
+            port,
+            listener: Mutex::new(Some(listener)),
+            max_connections: share(max_connections, ports, i),
+            buffer_size: args.buffer_size as usize,
+            eager: args.eager,
+            zero_byte_receive: args.zero_byte_receive,
+            batch: args.batch as usize,
+            idle_timeout: args.idle_timeout,
+            started,
+            slots: Mutex::new(Slots::default()),
+            conns: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            stats: Arc::clone(&stats),
+        }));
+    }
+    let mut threads = Vec::with_capacity(workers);
+    for (i, server) in servers.iter().enumerate() {
+        for _ in 0..args.accepts {
+            if lock(&server.slots).take_or_park(server.max_connections) {
+                server.arm_accept();
+            }
+        }
+        for _ in 0..share(workers, ports, i) {
+            let server = Arc::clone(server);
+            let n = threads.len();
+            threads.push(
+                thread::Builder::new()
+                    .name(format!("cport-serve-{n}"))
+                    .spawn(move || server.worker())
+                    .map_err(|e| format!("cannot start a worker thread: {e}"))?,
+            );
         }
     }
-    let threads: Vec<_> = (0..workers)
-        .map(|i| {
-            let server = Arc::clone(&server);
-            thread::Builder::new()
-                .name(format!("cport-serve-{i}"))
-                .spawn(move || server.worker())
-                .map_err(|e| format!("cannot start a worker thread: {e}"))
-        })
-        .collect::<Result<_, _>>()?;
+    let total_concurrency: usize = servers.iter().map(|s| s.port.concurrency()).sum();
+    let backend = backend_name(&servers[0].port);
+    let on_ports = if ports > 1 { format!(" on {ports} ports") } else { String::new() };
     eprintln!(
-        "cport serve: listening on {local} with {workers} workers (concurrency {}, backend {})",
-        port.concurrency(),
-        backend_name(&port)
+        "cport serve: listening on {local} with {workers} workers{on_ports} (concurrency {total_concurrency}, backend {backend})"
     );
     if let Some(soft) = nofile.filter(|&n| n < needed) {
         tracing::warn!(
@@ -321,33 +382,39 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
 
     // Until SIGINT/SIGTERM: retry accepts parked by a descriptor shortage, close idle
     // connections.
-    let signal = server.watch(signals);
+    let signal = watch(&servers, signals);
     tracing::info!(?signal, "shutting down");
     // Stop accepting, cancel, drain.
-    port.close(); // cancels every accept, receive and send in flight
+    for server in &servers {
+        server.port.close(); // cancels every accept, receive and send in flight
+    }
     for t in threads {
         if t.join().is_err() {
             tracing::error!("a worker panicked");
         }
     }
-    let leftover = port.drain(); // their packets: contexts dropped here, sockets closed
-    let cancelled = leftover.len();
-    drop(leftover);
-    lock(&server.listener).take();
+    let mut cancelled = 0;
+    for server in &servers {
+        let leftover = server.port.drain(); // their packets: contexts dropped here, sockets closed
+        cancelled += leftover.len();
+        drop(leftover);
+        lock(&server.listener).take();
+    }
 
-    let s = &server.stats;
+    let s = &stats;
     let summary = Summary {
         addr: local.to_string(),
         workers,
-        concurrency: port.concurrency(),
-        backend: backend_name(&port),
+        ports,
+        concurrency: total_concurrency,
+        backend,
         connections: s.connections.load(Ordering::Relaxed),
         messages: s.messages.load(Ordering::Relaxed),
         bytes: s.bytes.load(Ordering::Relaxed),
         errors: s.errors.load(Ordering::Relaxed),
         idle_closed: s.idle_closed.load(Ordering::Relaxed),
         cancelled_at_shutdown: cancelled,
-        seconds: server.started.elapsed().as_secs_f64(),
+        seconds: started.elapsed().as_secs_f64(),
         cpu_seconds: cpu_seconds(),
     };
     if args.json {
@@ -356,6 +423,31 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         eprintln!("{}", summary.text(args.idle_timeout.is_some()));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The main thread's loop until SIGINT or SIGTERM, which it returns: every [`TICK`],
+/// retries one parked accept per port if descriptors ran out, and closes idle connections.
+fn watch(servers: &[Arc<Server>], mut signals: signal_hook::iterator::Signals) -> Option<i32> {
+    let idle_timeout = servers.first().and_then(|s| s.idle_timeout);
+    let scan_every = idle_timeout.map(|t| (t / 4).clamp(TICK, Duration::from_secs(1)));
+    let mut last_scan = Instant::now();
+    loop {
+        if let Some(signal) = signals.pending().next() {
+            return Some(signal);
+        }
+        for server in servers {
+            server.retry_starved_accept();
+        }
+        if let (Some(timeout), Some(every)) = (idle_timeout, scan_every) {
+            if last_scan.elapsed() >= every {
+                last_scan = Instant::now();
+                for server in servers {
+                    server.close_idle(timeout);
+                }
+            }
+        }
+        thread::sleep(TICK);
+    }
 }
 
 impl Summary {
@@ -383,26 +475,6 @@ impl Server {
     /// Milliseconds since the server started.
     fn now_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// The main thread's loop until SIGINT or SIGTERM, which it returns: every [`TICK`],
-    /// retries one parked accept if descriptors ran out, and closes idle connections.
-    fn watch(&self, mut signals: signal_hook::iterator::Signals) -> Option<i32> {
-        let scan_every = self.idle_timeout.map(|t| (t / 4).clamp(TICK, Duration::from_secs(1)));
-        let mut last_scan = Instant::now();
-        loop {
-            if let Some(signal) = signals.pending().next() {
-                return Some(signal);
-            }
-            self.retry_starved_accept();
-            if let (Some(timeout), Some(every)) = (self.idle_timeout, scan_every) {
-                if last_scan.elapsed() >= every {
-                    last_scan = Instant::now();
-                    self.close_idle(timeout);
-                }
-            }
-            thread::sleep(TICK);
-        }
     }
 
     /// While descriptors are short, probes with one accept per [`TICK`] (none while one is

@@ -555,3 +555,46 @@ fn serve_backlog_and_reuse_port() {
     let out = Command::new(crate::common::bin()).args(["serve", "--backlog", "0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "a zero backlog is a usage error");
 }
+
+/// Issue 9: `--ports 2` runs two completion ports side by side, each with its own
+/// SO_REUSEPORT listener on the one address and one of the two workers; the kernel spreads
+/// the connections over them. Every client is served, and the summary adds both up.
+#[test]
+fn serve_on_two_ports_serves_every_client() {
+    let server = Server::start(&["--ports", "2", "--json"]);
+    let mut clients: Vec<TcpStream> = (0..16).map(|_| server.connect()).collect();
+    for round in 0..3 {
+        for (i, c) in clients.iter_mut().enumerate() {
+            echo_round_trip(c, format!("client {i} round {round}").as_bytes());
+        }
+    }
+    drop(clients);
+    let end = server.terminate();
+    assert_eq!(end.code, Some(0), "{}", end.stderr);
+    let summary: serde_json::Value = serde_json::from_str(end.stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {}", end.stdout));
+    assert_eq!(summary["ports"], 2, "{summary}");
+    assert_eq!(summary["workers"], 2, "{summary}");
+    assert_eq!(summary["connections"], 16, "{summary}");
+    assert_eq!(summary["messages"], 48, "{summary}");
+    assert_eq!(summary["errors"], 0, "{summary}");
+}
+
+/// Issue 9: with `--ports 2 --max-connections 3` the ports take shares of 2 and 1, so the
+/// server as a whole never holds more than 3 connections, however the kernel spreads them.
+#[test]
+fn serve_on_two_ports_never_exceeds_max_connections() {
+    let server = Server::start(&["--ports", "2", "--max-connections", "3", "--accepts", "8"]);
+    let mut clients: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let mut s = server.connect();
+            s.write_all(b"x").unwrap();
+            s
+        })
+        .collect();
+    let first = served(&mut clients, Duration::from_secs(2), 10);
+    assert!(!first.is_empty(), "nobody was served");
+    assert!(first.len() <= 3, "served beyond --max-connections 3 over two ports: {first:?}");
+    let end = server.terminate();
+    assert_eq!(end.code, Some(0), "{}", end.stderr);
+}

@@ -52,3 +52,10 @@ fn serve_zero_workers_or_connections_is_a_usage_error() {
     usage_error(&["serve", "--buffer-size", "4X"], "--buffer-size");
     usage_error(&["serve", "--idle-timeout", "soon"], "--idle-timeout");
 }
+
+// Issue 9: every port of `serve --ports N` needs a worker and a connection slot.
+#[test]
+fn serve_ports_beyond_workers_or_connections_is_a_usage_error() {
+    usage_error(&["serve", "--ports", "3", "--workers", "2"], "--ports 3");
+    usage_error(&["serve", "--ports", "2", "--workers", "2", "--max-connections", "1"], "--max-connections");
+}

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Where an echo server's wake-ups of its clients land, from a `perf sched record` trace.
+
+Measures the scheduler effect that decides the co-located cells of run-peers.sh (server
+and client sharing the same CPUs): when the server's send wakes a blocked client thread on
+the server's own CPU and the client preempts the server at once, server and client
+ping-pong on one CPU with cheap local switches; when the wake-up lands on the other CPU,
+every message pays a cross-CPU wake-up (an IPI, a VM exit on a virtual machine) and cold
+caches. The same server code can settle in either pattern, so this is reported beside the
+rates instead of being inferred from them.
+
+Usage (server and client already running, e.g. under benchmarks/run-peers.sh's commands):
+
+    perf sched record -o sched.data -- sleep 0.3
+    benchmarks/sched-wakeups.py sched.data --server cport-serve   # thread-name prefix
+    benchmarks/sched-wakeups.py sched.data --server mio-
+
+Prints, over the trace: wake-ups of client threads (thread name `--client`, default
+`peers`) by server threads, the share that landed on the waker's CPU, and how often a
+server thread was preempted (switched out while runnable) against how often it blocked.
+"""
+
+import argparse
+import collections
+import re
+import subprocess
+import sys
+
+LINE = re.compile(r"\s*(\S.*?)\s+(\d+)\s+\[(\d+)\]\s+([\d.]+):\s+sched:(\w+):\s*(.*)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("trace", help="perf.data written by `perf sched record`")
+    ap.add_argument("--server", required=True, help="thread-name prefix of the server's threads")
+    ap.add_argument("--client", default="peers", help="thread name of the client's threads")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args()
+
+    try:
+        out = subprocess.run(
+            ["perf", "script", "-i", args.trace, "-F", "comm,tid,cpu,time,event,trace"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"sched-wakeups: cannot read {args.trace} with perf script: {e}", file=sys.stderr)
+        return 1
+
+    def role(comm: str) -> str:
+        if comm.startswith(args.server):
+            return "server"
+        return "client" if comm == args.client else "other"
+
+    same = remote = preempted = blocked = 0
+    first = last = None
+    for line in out.splitlines():
+        m = LINE.match(line)
+        if not m:
+            continue
+        comm, _tid, cpu, t, event, rest = m.groups()
+        first = first if first is not None else float(t)
+        last = float(t)
+        if event == "sched_waking" and role(comm) == "server":
+            target = re.search(r"target_cpu=(\d+)", rest)
+            wakee = re.search(r"comm=(\S+)", rest)
+            if target and wakee and role(wakee.group(1)) == "client":
+                if int(target.group(1)) == int(cpu):
+                    same += 1
+                else:
+                    remote += 1
+        elif event == "sched_switch":
+            prev = re.search(r"prev_comm=(\S+)", rest)
+            state = re.search(r"prev_state=(\S+)", rest)
+            if prev and state and role(prev.group(1)) == "server":
+                if state.group(1).startswith("R"):
+                    preempted += 1
+                else:
+                    blocked += 1
+
+    woken = same + remote
+    report = collections.OrderedDict(
+        seconds=round((last or 0) - (first or 0), 3),
+        client_wakeups=woken,
+        same_cpu_share=round(same / woken, 3) if woken else None,
+        server_preempted=preempted,
+        server_blocked=blocked,
+        preempted_per_wakeup=round(preempted / woken, 3) if woken else None,
+    )
+    if args.json:
+        import json
+
+        print(json.dumps(report))
+    else:
+        for k, v in report.items():
+            print(f"{k:>22}: {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
