@@ -18,8 +18,17 @@ import statistics
 import subprocess
 import sys
 
-NAMES = {"cport": "cport serve", "tokio": "tokio", "monoio": "monoio", "compio": "compio",
+NAMES = {"cport": "cport serve", "cport-ports": "cport serve --ports N", "cport-epoll": "cport serve (epoll)",
+         "tokio": "tokio", "monoio": "monoio", "compio": "compio",
          "mio": "mio", "threads": "std thread/conn"}
+
+
+def ours(server):
+    """A cport variant (`cport`, `cport-ports`, `cport-epoll`), not a peer."""
+    return server.startswith("cport")
+
+
+OURS_COLORS = {"cport": "black", "cport-ports": "dimgray", "cport-epoll": "darkgray"}
 
 
 def load(path):
@@ -88,7 +97,7 @@ def report(runs):
     out.append("| cell | " + " | ".join(NAMES.get(s, s) for s in servers) + " |")
     out.append("|---|" + "---|" * len(servers))
     for c, per in stats.items():
-        peers = {s: v for s, v in per.items() if s != "cport"}
+        peers = {s: v for s, v in per.items() if not ours(s)}
         best = max((v["rate"] for v in peers.values()), default=float("nan"))
         low = min((v["us"] for v in peers.values()), default=float("nan"))
 
@@ -99,7 +108,7 @@ def report(runs):
                     cells.append("-")
                     continue
                 text = fmt(per[s])
-                cells.append(f"**{text}**" if s != "cport" and bold(per[s]) else text)
+                cells.append(f"**{text}**" if not ours(s) and bold(per[s]) else text)
             out.append(f"| {cell_label(c)}: {label} | " + " | ".join(cells) + " |")
 
         row("msgs/s", lambda v: f"{v['rate'] / 1000:.1f}k", lambda v: v["rate"] == best)
@@ -114,18 +123,18 @@ def report(runs):
     errs = {(c, s): v["errors"] for c, per in stats.items() for s, v in per.items() if v["errors"]}
     out.append(f"Runs with errors: {errs if errs else 'none'}.")
     out.append("")
-    if "cport" in servers:
-        out.append("cport serve against the best peer (rate) and the lowest peer CPU per message:")
+    for mine in [s for s in servers if ours(s)]:
+        out.append(f"{NAMES.get(mine, mine)} against the best peer (rate) and the lowest peer CPU per message:")
         out.append("")
         for c, per in stats.items():
-            if "cport" not in per:
+            if mine not in per:
                 continue
-            peers = {s: v for s, v in per.items() if s != "cport"}
+            peers = {s: v for s, v in per.items() if not ours(s)}
             if not peers:
                 continue
             bs = max(peers, key=lambda s: peers[s]["rate"])
             ls = min(peers, key=lambda s: peers[s]["us"])
-            v = per["cport"]
+            v = per[mine]
             out.append(f"- {cell_label(c)}: {v['rate'] / peers[bs]['rate']:.2f}x the rate of {NAMES.get(bs, bs)}, "
                        f"{v['us'] / peers[ls]['us']:.2f}x the CPU/msg of {NAMES.get(ls, ls)}, busy {v['busy']:.2f}")
         out.append("")
@@ -209,7 +218,7 @@ def plot(runs, dst, title):
                 hi.append(max(vals) - m if vals else 0)
             xs = [x + i * width for x in range(len(cells))]
             bars = ax.bar(xs, meds, width, yerr=[lo, hi], capsize=2, label=NAMES.get(s, s),
-                          color=colors.get(s, "black" if s == "cport" else None))
+                          color=colors.get(s, OURS_COLORS.get(s)))
             colors[s] = bars.patches[0].get_facecolor()
             if key == "server_share":
                 client = [statistics.median([num(r.get("client_share")) or 0 for r in matrix[c].get(s, [])] or [0])

@@ -20,7 +20,9 @@
 #
 # Flags: --runs N, --seconds S, --servers a,b,... (names: cport tokio monoio compio mio
 # threads), --cells 64x50,64x500,4096x50, --no-load (skip the cport load cell),
-# --no-build, --no-plot. Environment (defaults in brackets):
+# --no-build, --no-plot. Server names beyond the peers: cport-ports (cport serve --ports
+# THREADS, one completion port per worker) and cport-epoll (cport serve on the epoll
+# backend). Environment (defaults in brackets):
 #   CPORT_BIN [target/release/cport]   the cport binary whose `serve` and `load` are measured
 #   PEERS_BIN [target/release/peers]   the peer servers and the blocking client
 #   (setting either one skips `cargo build` for it; --no-build skips both)
@@ -107,6 +109,10 @@ start_server() {
   case $name in
     cport) # shellcheck disable=SC2086
       taskset -c "$SERVER_CPUS" "$CPORT_BIN" serve --addr "127.0.0.1:$port" --workers "$THREADS" $CPORT_SERVE_ARGS >"$log" 2>&1 & ;;
+    cport-ports) # one completion port per worker thread; shellcheck disable=SC2086
+      taskset -c "$SERVER_CPUS" "$CPORT_BIN" serve --addr "127.0.0.1:$port" --workers "$THREADS" --ports "$THREADS" $CPORT_SERVE_ARGS >"$log" 2>&1 & ;;
+    cport-epoll) # shellcheck disable=SC2086
+      COMPLETION_PORT_BACKEND=epoll taskset -c "$SERVER_CPUS" "$CPORT_BIN" serve --addr "127.0.0.1:$port" --workers "$THREADS" $CPORT_SERVE_ARGS >"$log" 2>&1 & ;;
     tokio|monoio|compio|mio|threads)
       taskset -c "$SERVER_CPUS" "$PEERS_BIN" "$name" --port "$port" --threads "$THREADS" >"$log" 2>&1 & ;;
     *) echo "run-peers.sh: unknown server $name" >&2; exit 2 ;;
