@@ -256,6 +256,45 @@ pub(super) fn run_blocking<C>(p: &mut Pending<C>) -> Done {
     Done::bytes(result)
 }
 
+/// A file read tried on the submitting thread without blocking: `preadv2` with
+/// `RWF_NOWAIT`, which the kernel serves only from the page cache. `Some` if it read the
+/// whole buffer (or found the end of the file at `offset`); `None` otherwise, for the
+/// pool to run it as a blocking read: the data is not all cached (`EAGAIN`, or a short
+/// read, which could be a cache boundary as well as the end of the file), the flag is not
+/// supported there (`EOPNOTSUPP`, kernels before 4.14: `EINVAL`/`ENOSYS`), or any other
+/// error, which the blocking read then reports as it always did.
+pub(super) fn read_nowait<C>(p: &mut Pending<C>) -> Option<Done> {
+    use std::os::fd::AsRawFd;
+    let OpData { handle, request, buffer, .. } = &mut p.data;
+    let Request::ReadAt { offset } = request else { return None };
+    let buf = buffer.as_mut()?;
+    let offset = libc::off_t::try_from(*offset).ok()?;
+    buf.clear();
+    let spare = buf.spare_capacity_mut();
+    let want = spare.len();
+    if want == 0 {
+        return None;
+    }
+    let iov = libc::iovec { iov_base: spare.as_mut_ptr().cast(), iov_len: want };
+    let n = loop {
+        // SAFETY: `iov` covers the vector's spare capacity, which this thread owns for the
+        // call (the operation is not yet visible to any other thread) and which the kernel
+        // writes at most `want` bytes of; the descriptor is open while `handle` lives.
+        let n = unsafe { libc::preadv2(handle.fd.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+        match usize::try_from(n) {
+            Ok(n) => break n,
+            Err(_) if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
+            Err(_) => return None,
+        }
+    };
+    if n != 0 && n != want {
+        return None;
+    }
+    // SAFETY: the kernel initialised the first `n <= want` bytes of the spare capacity.
+    unsafe { buf.set_len(n) };
+    Some(Done::bytes(Ok(n)))
+}
+
 /// Turns a finished operation into its one packet (docs/semantics.md H2, H3).
 pub(super) fn complete<C>(data: OpData<C>, done: Done) -> Completion<C> {
     let OpData { handle, key, buffer, context, .. } = data;
