@@ -48,7 +48,8 @@ echo "== $(fio --version); file $file ($size MiB, page-cached); $secs s per run,
 echo "== binaries: $bins"
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# One measurement: prints its IOPS.
+# One measurement: prints its IOPS and CPU time per read (ns; all of the process's
+# threads, or fio's usr+sys over all its jobs).
 measure() { # variant depth bs
     local v="$1" d="$2" bs="$3" bin="$first_bin" backend=epoll variant=port
     case "$v" in
@@ -58,18 +59,20 @@ measure() { # variant depth bs
     esac
     COMPLETION_PORT_BACKEND="$backend" "$bin" --file "$file" --size-mib "$size" --seconds "$secs" \
         --rounds 1 --depths "$d" --bs "$bs" --variants "$variant" --fio-engine psync \
-        | awk '/ IOPS \(/ { for (i = 1; i < NF; i++) if ($(i + 1) == "IOPS") { print $i; exit } }'
+        | awk '/ IOPS \(/ { for (i = 1; i < NF; i++) { if ($(i + 1) == "IOPS") iops = $i; if ($(i + 1) == "ns") ns = $i }
+                          print iops, ns; exit }'
 }
 
-declare -A results
+declare -A results cpu
 for d in $depths; do
     for bs in $blocks; do
         for r in $(seq 1 "$rounds"); do
             for v in "${variants[@]}"; do
-                iops="$(measure "$v" "$d" "$bs")"
+                read -r iops ns < <(measure "$v" "$d" "$bs")
                 [[ -n "$iops" ]] || { echo "no result for $v depth $d bs $bs" >&2; exit 1; }
-                printf '  depth=%-3s bs=%-6s round=%s %-12s %10s IOPS\n' "$d" "$bs" "$r" "$v" "$iops"
+                printf '  depth=%-3s bs=%-6s round=%s %-12s %10s IOPS %8s ns CPU/read\n' "$d" "$bs" "$r" "$v" "$iops" "$ns"
                 results["$d,$bs,$v"]+="$iops "
+                cpu["$d,$bs,$v"]+="$ns "
             done
         done
     done
@@ -78,19 +81,22 @@ done
 median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 echo
-echo "== medians of $rounds runs (IOPS), ratio to fio-psync in brackets"
+echo "== medians of $rounds runs: IOPS (ratio to fio-psync), then CPU ns per read (fio's over ours: reads per CPU-second ratio)"
 printf '| depth | bs |'; for v in "${variants[@]}"; do printf ' %s |' "$v"; done; echo
 printf '|---|---|'; for _ in "${variants[@]}"; do printf -- '---|'; done; echo
 for d in $depths; do
     for bs in $blocks; do
         base="$(echo "${results["$d,$bs,fio-psync"]}" | median)"
+        basec="$(echo "${cpu["$d,$bs,fio-psync"]}" | median)"
         printf '| %s | %s KiB |' "$d" "$((bs / 1024))"
         for v in "${variants[@]}"; do
             m="$(echo "${results["$d,$bs,$v"]}" | median)"
+            c="$(echo "${cpu["$d,$bs,$v"]}" | median)"
             if [[ "$v" == fio-psync ]]; then
-                printf ' %.0f |' "$m"
+                printf ' %.0f; %.0f ns |' "$m" "$c"
             else
-                printf ' %.0f (%.2f) |' "$m" "$(awk -v a="$m" -v b="$base" 'BEGIN { print a / b }')"
+                printf ' %.0f (%.2f); %.0f ns (%.2f) |' "$m" "$(awk -v a="$m" -v b="$base" 'BEGIN { print a / b }')" \
+                    "$c" "$(awk -v a="$c" -v b="$basec" 'BEGIN { print b / a }')"
             fi
         done
         echo
