@@ -2,7 +2,10 @@
 # loom model tests of the port core (completion-port/tests/loom.rs): hand-off, LIFO
 # release, concurrency accounting, close and drain, and the poller protocol with I/O
 # attached (against the model kernel of completion-port/src/sys/fake.rs, which exists
-# only under --cfg loom), explored over every interleaving within the bounds below.
+# only under --cfg loom), and the epoll backend's wake protocol (eventfd + `notified`
+# flag, completion-port/src/sys/epoll/wake.rs, with a model eventfd; `wake_*`, one of
+# them a negative model that must fail), explored over every interleaving within the
+# bounds below.
 # Runnable by hand from anywhere in the repository; arguments go to the test harness
 # (a test name filter, or --include-ignored to run the models that are ignored until a
 # bug they found is fixed).

@@ -81,6 +81,12 @@ pub use op::{SubmitError, MAX_BUFFER};
 pub use pool::WorkerPool;
 pub use port::{BlockingGuard, CompletionPort};
 
+/// loom test hook: the epoll backend's wake protocol (`sys/epoll/wake.rs`), for the loom
+/// models of `tests/loom.rs`. Exists only under `--cfg loom`.
+#[cfg(loom)]
+#[doc(hidden)]
+pub use sys::epoll::wake as loom_wake;
+
 /// The crate README's example, compiled and run as a doctest so that it cannot rot.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

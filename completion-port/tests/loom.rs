@@ -1033,3 +1033,178 @@ fn drain_with_two_pollers() {
         assert_closed_after(&port, &live);
     });
 }
+
+// The epoll backend's wake protocol (`src/sys/epoll/wake.rs`): completions produced
+// outside the poller's wait (at submission, by a cancel, by a file pool thread) go to a
+// `ready` list, and their producer wakes the poller through an eventfd, written only when
+// the `notified` flag was clear. The models run the backend's own `Mailbox` (loom atomics
+// and mutex under it) with a model eventfd, and a poller that does what `Epoll::wait` and
+// `Epoll::poll` do around it: block in "epoll_wait" unless `has_ready`, then `collect`.
+// A completion left in `ready` while the poller blocks is a loom deadlock.
+// ---------------------------------------------------------------------------------------
+
+use completion_port::loom_wake::{Mailbox, Signal};
+use loom::sync::{Condvar, Mutex};
+
+/// A model eventfd in a level-triggered epoll set: a counter that `raise` (a write of 1)
+/// increments and `consume` (a non-blocking read) resets; `epoll_wait` reports it while
+/// the counter is non-zero.
+#[derive(Default)]
+struct ModelEventFd {
+    count: Mutex<u64>,
+    raised: Condvar,
+}
+
+impl Signal for ModelEventFd {
+    fn raise(&self) {
+        *self.count.lock().unwrap() += 1;
+        self.raised.notify_all();
+    }
+
+    fn consume(&self) {
+        *self.count.lock().unwrap() = 0;
+    }
+}
+
+impl ModelEventFd {
+    /// `epoll_wait` with only the eventfd in the set: with `block`, waits until it is
+    /// readable; without (timeout 0), looks once. Returns whether it reported the eventfd.
+    fn epoll_wait(&self, block: bool) -> bool {
+        let mut count = self.count.lock().unwrap();
+        while block && *count == 0 {
+            count = self.raised.wait(count).unwrap();
+        }
+        *count > 0
+    }
+
+    fn is_raised(&self) -> bool {
+        *self.count.lock().unwrap() > 0
+    }
+}
+
+/// The order in which the poller consumes the eventfd and clears `notified`.
+#[derive(Clone, Copy)]
+enum PollerOrder {
+    /// The backend's: `Mailbox::collect` (consume, then clear).
+    Backend,
+    /// The order `Epoll::poll` warns against: clear, then consume.
+    ClearFirst,
+}
+
+/// One round of the poller, as `Epoll::wait` runs it: no blocking if completions are
+/// ready, else block until the eventfd is readable; then collect.
+fn poll_round(mb: &Mailbox<usize, ModelEventFd>, order: PollerOrder, out: &mut Vec<usize>) {
+    let block = !mb.has_ready();
+    let woken = mb.signal().epoll_wait(block);
+    match order {
+        PollerOrder::Backend => mb.collect(woken, out),
+        PollerOrder::ClearFirst => {
+            if woken {
+                mb.rearm();
+                mb.signal().consume();
+            }
+            mb.take(out);
+        }
+    }
+}
+
+/// A poller thread that runs rounds until it has collected `n` completions.
+fn wake_poller(
+    mb: &Arc<Mailbox<usize, ModelEventFd>>,
+    order: PollerOrder,
+    n: usize,
+) -> thread::JoinHandle<Vec<usize>> {
+    let mb = Arc::clone(mb);
+    thread::spawn(move || {
+        let mut out = Vec::new();
+        while out.len() < n {
+            poll_round(&mb, order, &mut out);
+        }
+        out
+    })
+}
+
+/// The protocol's invariant once every thread has stopped: while `notified` is set, the
+/// eventfd is readable (else every later wake-up would be suppressed).
+fn assert_wake_invariant(mb: &Mailbox<usize, ModelEventFd>) {
+    assert!(!mb.is_notified() || mb.signal().is_raised(), "`notified` is set with no wake-up pending");
+}
+
+// Issue 10 (epoll backend, wake protocol): a producer pushes three completions one at a
+// time (each its own wake-up) while the poller runs rounds. Every completion reaches the
+// poller, exactly once and in order, and none is stranded in `ready` while the poller
+// blocks (a loom deadlock). Three pushes are what the wrong order needs to strand one
+// (see the next model), so this runs the same schedule space with the backend's order.
+#[test]
+fn wake_protocol_never_strands_a_completion() {
+    loom::model(|| {
+        let mb = Arc::new(Mailbox::new(ModelEventFd::default()));
+        let poller = wake_poller(&mb, PollerOrder::Backend, 3);
+        for id in 1..=3 {
+            mb.push(vec![id]);
+        }
+        assert_eq!(poller.join().unwrap(), [1, 2, 3]);
+        assert_wake_invariant(&mb);
+    });
+}
+
+// Issue 10 (epoll backend, wake protocol): two producers (a submitting thread and a file
+// pool thread) push concurrently while the poller runs rounds; each push may find the
+// other's wake-up on its way and not write the eventfd. Both completions reach the poller.
+#[test]
+fn wake_protocol_two_producers() {
+    loom::model(|| {
+        let mb = Arc::new(Mailbox::new(ModelEventFd::default()));
+        let poller = wake_poller(&mb, PollerOrder::Backend, 2);
+        let other = {
+            let mb = Arc::clone(&mb);
+            thread::spawn(move || mb.push(vec![2]))
+        };
+        mb.push(vec![1]);
+        other.join().unwrap();
+        let mut seen = poller.join().unwrap();
+        seen.sort_unstable();
+        assert_eq!(seen, [1, 2]);
+        assert_wake_invariant(&mb);
+    });
+}
+
+/// A producer pushes two completions one at a time while the poller, running rounds in
+/// `order`, collects both and stops. Then, with every thread stopped, the invariant must
+/// hold: a wake-up is on its way only if the eventfd is readable. If it does not, the third
+/// completion is stranded: its push finds `notified` set and does not write the eventfd,
+/// and a poller that now blocks never wakes.
+fn two_pushes_then_invariant(order: PollerOrder) {
+    let mb = Arc::new(Mailbox::new(ModelEventFd::default()));
+    let poller = wake_poller(&mb, order, 2);
+    mb.push(vec![1]);
+    mb.push(vec![2]);
+    assert_eq!(poller.join().unwrap(), [1, 2]);
+    assert_wake_invariant(&mb);
+    mb.push(vec![3]);
+    assert!(mb.signal().is_raised(), "the third completion is stranded: the eventfd is not readable");
+}
+
+// Issue 10 (epoll backend, wake protocol): after any interleaving of two pushes with the
+// poller's rounds, `notified` is set only while the eventfd is readable.
+#[test]
+fn wake_protocol_keeps_notified_honest() {
+    loom::model(|| two_pushes_then_invariant(PollerOrder::Backend));
+}
+
+// The negative of the models above: the poller clears `notified` before it consumes the
+// eventfd. loom finds the schedule that breaks the invariant (within two preemptions,
+// pinned here so that the result does not depend on `LOOM_MAX_PREEMPTIONS`): the poller
+// clears; the second push sets `notified` and writes; the poller's read eats that write;
+// `notified` stays set with nothing to read, and the next push would not write. This
+// shows the models can fail, and why `Mailbox::collect` consumes first. (The same change
+// in `wake_protocol_never_strands_a_completion` makes loom report a deadlock, the poller
+// blocked beside the third completion; loom aborts the process on a deadlock, so that
+// form cannot be a `should_panic` test.)
+#[test]
+#[should_panic(expected = "no wake-up pending")]
+fn wake_protocol_clearing_first_breaks_it() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| two_pushes_then_invariant(PollerOrder::ClearFirst));
+}

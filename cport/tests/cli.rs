@@ -13,6 +13,8 @@ mod copy;
 mod load;
 #[path = "cli/logs.rs"]
 mod logs;
+#[path = "cli/seccomp.rs"]
+mod seccomp;
 #[path = "cli/serve.rs"]
 mod serve;
 #[path = "cli/usage.rs"]

@@ -18,6 +18,11 @@
 //!
 //! At depth 1 the fio batch variants are fio itself and are skipped.
 //!
+//! `--fio-engine psync` compares against fio's synchronous engine instead (issue 10, the
+//! epoll backend's file pool): `--numjobs=<depth> --iodepth=1`, as psync keeps one read
+//! in flight per job. `--bs` sets the block size (default 4 KiB). The port's backend is
+//! whatever `COMPLETION_PORT_BACKEND` says (`benchmarks/run-fio.sh` runs each in turn).
+//!
 //! Prints every round's IOPS, the medians and the ratios port/fio.
 
 #![forbid(unsafe_code)]
@@ -31,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Block size of every read.
+/// The unit of the test file's data pattern (and the default block size).
 const BS: u64 = 4096;
 
 /// Command-line flags.
@@ -59,6 +64,22 @@ struct Args {
     /// The fio binary.
     #[arg(long, default_value = "fio")]
     fio: PathBuf,
+    /// Block size of every read, in bytes (a multiple of 4096).
+    #[arg(long, default_value_t = BS)]
+    bs: u64,
+    /// fio's engine: `io_uring` (depth = `--iodepth`) or `psync` (depth = `--numjobs`).
+    #[arg(long, default_value = "io_uring")]
+    fio_engine: FioEngine,
+}
+
+/// The fio engine to compare against.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum FioEngine {
+    /// `--ioengine=io_uring`, one job keeping `depth` reads in flight.
+    #[value(name = "io_uring")]
+    IoUring,
+    /// `--ioengine=psync`, `depth` jobs with one read in flight each.
+    Psync,
 }
 
 /// What one measurement runs.
@@ -98,6 +119,12 @@ fn main() -> io::Result<()> {
     if size < BS {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "--size-mib must be at least 1"));
     }
+    if args.bs == 0 || args.bs % BS != 0 || args.bs > size {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--bs must be a multiple of 4096 within the file",
+        ));
+    }
     if args.depths.contains(&0) || args.rounds == 0 || args.seconds <= 0.0 {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "depths, rounds, seconds must be > 0"));
     }
@@ -106,15 +133,17 @@ fn main() -> io::Result<()> {
     let warm = Instant::now();
     let read = warm_cache(&args.file)?;
     println!(
-        "randread: file={} size={} MiB bs={BS} seconds={} rounds={} (page cache warmed: {} MiB in {:.2} s)",
+        "randread: file={} size={} MiB bs={} seconds={} rounds={} backend={} (page cache warmed: {} MiB in {:.2} s)",
         args.file.display(),
         args.size_mib,
+        args.bs,
         args.seconds,
         args.rounds,
+        std::env::var(completion_port::BACKEND_ENV).unwrap_or_else(|_| "auto".into()),
         read >> 20,
         warm.elapsed().as_secs_f64()
     );
-    let blocks = size / BS;
+    let blocks = size / args.bs;
     let mut seed = 0x5EED_0001_u64;
     let mut summary = Vec::new();
     for &depth in &args.depths {
@@ -123,7 +152,10 @@ fn main() -> io::Result<()> {
             .variants
             .iter()
             .copied()
-            .filter(|&v| depth > 1 || !matches!(v, Variant::FioBatch | Variant::FioBatchmax))
+            .filter(|&v| {
+                (depth > 1 && args.fio_engine == FioEngine::IoUring)
+                    || !matches!(v, Variant::FioBatch | Variant::FioBatchmax)
+            })
             .collect();
         for v in &variants {
             if v.is_fio() {
@@ -135,8 +167,8 @@ fn main() -> io::Result<()> {
             for (i, &v) in variants.iter().enumerate() {
                 seed = seed.wrapping_add(0x9E37_79B9);
                 let m = match v {
-                    Variant::Port => run_port(&args.file, blocks, depth, dur, true, seed)?,
-                    Variant::PortNobatch => run_port(&args.file, blocks, depth, dur, false, seed)?,
+                    Variant::Port => run_port(&args.file, blocks, args.bs, depth, dur, true, seed)?,
+                    Variant::PortNobatch => run_port(&args.file, blocks, args.bs, depth, dur, false, seed)?,
                     Variant::Fio | Variant::FioBatch | Variant::FioBatchmax => run_fio(&args, depth, v)?,
                 };
                 println!(
@@ -233,6 +265,7 @@ fn warm_cache(path: &Path) -> io::Result<u64> {
 fn run_port(
     path: &Path,
     blocks: u64,
+    bs: u64,
     depth: usize,
     dur: Duration,
     batch: bool,
@@ -246,7 +279,7 @@ fn run_port(
     // batch each would be its own system call.
     port.batch(|| -> io::Result<()> {
         for _ in 0..depth {
-            file.read_at(Vec::with_capacity(BS as usize), rng.below(blocks) * BS, ())?;
+            file.read_at(Vec::with_capacity(bs as usize), rng.below(blocks) * bs, ())?;
         }
         Ok(())
     })?;
@@ -263,7 +296,7 @@ fn run_port(
         done += n as u64;
         for c in &out {
             match &c.result {
-                Ok(n) if *n == BS as usize => {}
+                Ok(n) if *n == bs as usize => {}
                 Ok(n) => return Err(io::Error::other(format!("short read: {n} bytes"))),
                 Err(e) => return Err(io::Error::new(e.kind(), e.to_string())),
             }
@@ -277,8 +310,8 @@ fn run_port(
             }
             let mut refill = || -> io::Result<()> {
                 for c in out.drain(..) {
-                    let buf = c.buffer.unwrap_or_else(|| Vec::with_capacity(BS as usize));
-                    file.read_at(buf, rng.below(blocks) * BS, ())?;
+                    let buf = c.buffer.unwrap_or_else(|| Vec::with_capacity(bs as usize));
+                    file.read_at(buf, rng.below(blocks) * bs, ())?;
                     in_flight += 1;
                 }
                 Ok(())
@@ -307,26 +340,33 @@ fn fio_args(args: &Args, depth: usize, v: Variant) -> Vec<String> {
         format!("--filename={}", args.file.display()),
         format!("--size={}m", args.size_mib),
         "--rw=randread".into(),
-        "--bs=4k".into(),
-        "--ioengine=io_uring".into(),
-        format!("--iodepth={depth}"),
+        format!("--bs={}", args.bs),
         "--direct=0".into(),
         format!("--runtime={ms}ms"),
         "--time_based".into(),
-        "--numjobs=1".into(),
         "--group_reporting".into(),
         // Keep the page cache fio would otherwise drop at start (we warmed it).
         "--invalidate=0".into(),
         // Uniform random offsets with replacement, as the port loop draws them.
         "--norandommap".into(),
         "--randrepeat=0".into(),
-        "--fixedbufs=0".into(),
-        "--registerfiles=0".into(),
-        "--sqthread_poll=0".into(),
-        "--hipri=0".into(),
         "--output-format=json".into(),
     ]
     .into();
+    match args.fio_engine {
+        FioEngine::IoUring => a.extend([
+            "--ioengine=io_uring".into(),
+            format!("--iodepth={depth}"),
+            "--numjobs=1".into(),
+            "--fixedbufs=0".into(),
+            "--registerfiles=0".into(),
+            "--sqthread_poll=0".into(),
+            "--hipri=0".into(),
+        ]),
+        FioEngine::Psync => {
+            a.extend(["--ioengine=psync".into(), "--iodepth=1".into(), format!("--numjobs={depth}")]);
+        }
+    }
     if matches!(v, Variant::FioBatch | Variant::FioBatchmax) {
         a.push(format!("--iodepth_batch_submit={depth}"));
         a.push("--iodepth_batch_complete_min=1".into());

@@ -230,6 +230,50 @@ pub(super) fn run_blocking<C>(p: &mut Pending<C>) -> Done {
     Done::bytes(result)
 }
 
+/// A file read tried on the submitting thread without blocking: `preadv2` with
+/// `RWF_NOWAIT`, which the kernel serves only from the page cache. `Some` if it read the
+/// whole buffer (or found the end of the file at `offset`); `None` otherwise, for the
+/// pool to run it as a blocking read: the data is not all cached (`EAGAIN`, or a short
+/// read, which could be a cache boundary as well as the end of the file), the flag is not
+/// supported there (`EOPNOTSUPP`, kernels before 4.14: `EINVAL`/`ENOSYS`), or any other
+/// error, which the blocking read then reports as it always did.
+pub(super) fn read_nowait<C>(p: &mut Pending<C>) -> Option<Done> {
+    use std::os::fd::AsRawFd;
+    let OpData { handle, request, buffer, .. } = &mut p.data;
+    let Request::ReadAt { offset } = request else { return None };
+    let buf = buffer.as_mut()?;
+    let offset = libc::off_t::try_from(*offset).ok()?;
+    let want = buf.room();
+    if want == 0 {
+        return None;
+    }
+    let iov = buf.read_iovecs();
+    let iov = iov.as_slice();
+    let count = libc::c_int::try_from(iov.len()).ok()?;
+    let n = loop {
+        // SAFETY: `iov` covers the buffer's writable regions (the buffer's invariants),
+        // which this thread owns for the call (the operation is not yet visible to any
+        // other thread) and which the kernel writes at most `want` bytes of; the kernel
+        // keeps no pointer once the call returns; the descriptor is open while `handle`
+        // lives.
+        let n =
+            unsafe { libc::preadv2(handle.fd.as_raw_fd(), iov.as_ptr(), count, offset, libc::RWF_NOWAIT) };
+        match usize::try_from(n) {
+            Ok(n) => break n,
+            Err(_) if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
+            Err(_) => return None,
+        }
+    };
+    if n != 0 && n != want {
+        // The blocking read in the pool reads the whole range again, from the start.
+        return None;
+    }
+    // SAFETY: the call that returned `n` wrote the first `n` bytes of the regions
+    // `read_iovecs` gave for it, and nothing touched the buffer since.
+    unsafe { buf.filled(n) };
+    Some(Done::bytes(Ok(n)))
+}
+
 /// Turns a finished operation into its one packet (docs/semantics.md H2, H3).
 pub(super) fn complete<C>(data: OpData<C>, done: Done) -> Completion<C> {
     let OpData { handle, key, buffer, context, .. } = data;

@@ -25,7 +25,8 @@
 //!   thread queues the packet and wakes the poller.
 //! * **Completions produced outside `wait`** (at submission, by a cancel, by the pool) go
 //!   to the `ready` list, and the producer wakes the poller through an eventfd in the
-//!   epoll set; [`Shared::notified`] keeps that to one write per wake-up.
+//!   epoll set; a `notified` flag keeps that to one write per wake-up ([`wake`], checked
+//!   under loom).
 //! * **Cancel** removes a queued operation and completes it with `ECANCELED`; an operation
 //!   the poller is running (under the descriptor's lock) or a file operation a pool thread
 //!   has started finishes with its real result. Closing the port refuses new operations
@@ -37,8 +38,10 @@
 
 mod attempt;
 mod pool;
+pub mod wake;
 
 use self::attempt::{complete, Done, Pending};
+use self::wake::{Mailbox, Signal};
 use super::{Descriptor, HandleState, OpData};
 use crate::completion::Completion;
 use crate::op::{FdKind, Request, SubmitError};
@@ -67,23 +70,16 @@ pub(crate) struct Epoll<C> {
 /// What the backend's threads (the port's, and the file pool's) share.
 pub(crate) struct Shared<C> {
     epfd: OwnedFd,
-    /// Registered in `epfd` (level-triggered) under [`WAKE`]; a write wakes the poller.
-    eventfd: OwnedFd,
     /// Set once by `close`: no new operations. Read under a descriptor's or the pool's
     /// lock by submissions, and set before `close` takes those locks.
     closed: AtomicBool,
     /// Registered descriptors by token, for routing events. Weak: a handle owns its state.
     fds: Mutex<HashMap<u64, Weak<FdState<C>>>>,
     next_token: AtomicU64,
-    /// Completions produced outside `wait` (submission, cancel, the pool), oldest first.
-    ready: Mutex<Vec<Completion<C>>>,
-    /// A wake-up is on its way (the eventfd was written, or is about to be) and the
-    /// poller has not yet consumed it. The producer pushes to `ready`, then sets this and
-    /// writes the eventfd only if it was clear; the poller reads the eventfd, then clears
-    /// this, then takes `ready`. Whichever order the two run in, the poller sees the
-    /// completion now or the eventfd stays readable and the next wait returns at once;
-    /// and while this is set, a write is pending or on its way.
-    notified: AtomicBool,
+    /// Completions produced outside `wait` (submission, cancel, the pool), and the wake
+    /// protocol that brings the poller to them ([`wake`]). Its signal is an eventfd,
+    /// registered in `epfd` (level-triggered) under [`WAKE`].
+    mailbox: Mailbox<Completion<C>, EventFd>,
     /// Operations accepted whose completion the port has not yet queued.
     in_flight: AtomicUsize,
     pool: pool::Pool<C>,
@@ -177,12 +173,10 @@ impl<C: Send + 'static> Epoll<C> {
         Ok(Self {
             shared: Arc::new(Shared {
                 epfd,
-                eventfd,
                 closed: AtomicBool::new(false),
                 fds: Mutex::new(HashMap::new()),
                 next_token: AtomicU64::new(WAKE + 1),
-                ready: Mutex::new(Vec::new()),
-                notified: AtomicBool::new(false),
+                mailbox: Mailbox::new(EventFd(eventfd)),
                 in_flight: AtomicUsize::new(0),
                 pool: pool::Pool::new(),
             }),
@@ -316,7 +310,7 @@ impl<C: Send + 'static> Epoll<C> {
     /// passes; performs the ready operations' calls and returns their completions, with
     /// those produced elsewhere meanwhile.
     pub(crate) fn wait(&self, deadline: Option<Instant>, out: &mut Vec<Completion<C>>) -> io::Result<()> {
-        let timeout = if self.shared.has_ready() {
+        let timeout = if self.shared.mailbox.has_ready() {
             Some(Timespec { tv_sec: 0, tv_nsec: 0 })
         } else {
             deadline.map(|d| {
@@ -360,17 +354,9 @@ impl<C: Send + 'static> Epoll<C> {
             fs.on_ready(*flags, out);
         }
         drop(ready);
-        if woken {
-            // Consume the wake-ups, then allow new ones: in this order, a producer that
-            // finds `notified` set wrote (or will write) after the read, so the eventfd
-            // stays readable for it. (Clearing first would let a write land between the
-            // clear and the read, be consumed, and leave `notified` set with nothing
-            // pending: every later wake-up would be suppressed.)
-            let mut counter = [0u8; 8];
-            let _ = rustix::io::read(&sh.eventfd, &mut counter);
-            sh.notified.store(false, SeqCst);
-        }
-        out.append(&mut lock(&sh.ready));
+        // Consumes the eventfd (if it woke us) before allowing new wake-ups, then takes
+        // what was produced elsewhere (see `wake` for why in this order).
+        sh.mailbox.collect(woken, out);
         Ok(())
     }
 
@@ -509,23 +495,29 @@ fn run_queue<C>(queue: &mut VecDeque<Pending<C>>, ready: &mut bool, out: &mut Ve
 }
 
 impl<C> Shared<C> {
-    fn has_ready(&self) -> bool {
-        !lock(&self.ready).is_empty()
-    }
-
     /// Queues completions produced outside `wait` and wakes the poller.
-    fn push_ready(&self, mut completions: Vec<Completion<C>>) {
-        if completions.is_empty() {
-            return;
-        }
-        lock(&self.ready).append(&mut completions);
-        self.wake();
+    fn push_ready(&self, completions: Vec<Completion<C>>) {
+        self.mailbox.push(completions);
     }
 
     fn wake(&self) {
-        if !self.notified.swap(true, SeqCst) {
-            let _ = rustix::io::write(&self.eventfd, &1u64.to_ne_bytes());
-        }
+        self.mailbox.wake();
+    }
+}
+
+/// The poller's wake-up signal: a non-blocking eventfd in the epoll set.
+struct EventFd(OwnedFd);
+
+impl Signal for EventFd {
+    fn raise(&self) {
+        // Only `EAGAIN` (the counter at its maximum, so already readable) can fail here.
+        let _ = rustix::io::write(&self.0, &1u64.to_ne_bytes());
+    }
+
+    fn consume(&self) {
+        // `EAGAIN` if a level-triggered report raced an earlier read: nothing to consume.
+        let mut counter = [0u8; 8];
+        let _ = rustix::io::read(&self.0, &mut counter);
     }
 }
 

@@ -6,9 +6,14 @@
 //! blocks a pool thread, not a thread waiting on the port. A pool thread queues the
 //! packet and wakes the poller. A queued file operation can be cancelled; one a pool
 //! thread has started finishes with its result (as a running io_uring file read does).
+//!
+//! A read is first tried on the submitting thread with `preadv2(RWF_NOWAIT)`
+//! ([`attempt::read_nowait`]): a page-cache hit completes there, with no thread hop;
+//! anything else (not cached, a short read, no support for the flag) goes to the pool.
 
 use super::attempt::{self, complete, Pending};
 use super::Shared;
+use crate::op::Request;
 use crate::sync::lock_std as lock;
 use std::collections::VecDeque;
 use std::io;
@@ -56,8 +61,24 @@ impl<C: Send + 'static> Pool<C> {
         }
     }
 
-    /// Queues a file operation, starting a thread if none is idle and the bound allows.
-    pub(super) fn submit(&self, sh: &Arc<Shared<C>>, p: Pending<C>) -> Result<(), Refused<C>> {
+    /// Queues a file operation, starting a thread if none is idle and the bound allows. A
+    /// read is first tried here, on the submitting thread, with `RWF_NOWAIT`: served from
+    /// the page cache, it completes without a pool hop (its packet goes through the
+    /// poller like any other completion produced outside `wait`).
+    pub(super) fn submit(&self, sh: &Arc<Shared<C>>, mut p: Pending<C>) -> Result<(), Refused<C>> {
+        if matches!(p.data.request, Request::ReadAt { .. }) {
+            // As an inline submission (`Side::Inline`): refused once the port is closed.
+            if sh.closed.load(SeqCst) {
+                return Err((None, p));
+            }
+            sh.in_flight.fetch_add(1, SeqCst);
+            if let Some(done) = attempt::read_nowait(&mut p) {
+                sh.push_ready(vec![complete(p.data, done)]);
+                return Ok(());
+            }
+            // Not served from the cache: the pool takes it (and counts it again).
+            sh.in_flight.fetch_sub(1, SeqCst);
+        }
         let mut st = lock(&self.st);
         if st.closed || sh.closed.load(SeqCst) {
             return Err((None, p));
