@@ -1094,8 +1094,13 @@ enum PollerOrder {
 /// One round of the poller, as `Epoll::wait` runs it: no blocking if completions are
 /// ready, else block until the eventfd is readable; then collect.
 fn poll_round(mb: &Mailbox<usize, ModelEventFd>, order: PollerOrder, out: &mut Vec<usize>) {
-    let block = !mb.has_ready();
+    // Announces itself as a sleeper and looks at `ready`: a producer raises the eventfd
+    // only while a poller sleeps.
+    let block = mb.begin_sleep();
     let woken = mb.signal().epoll_wait(block);
+    if block {
+        mb.end_sleep();
+    }
     match order {
         PollerOrder::Backend => mb.collect(woken, out),
         PollerOrder::ClearFirst => {
@@ -1170,19 +1175,26 @@ fn wake_protocol_two_producers() {
 }
 
 /// A producer pushes two completions one at a time while the poller, running rounds in
-/// `order`, collects both and stops. Then, with every thread stopped, the invariant must
-/// hold: a wake-up is on its way only if the eventfd is readable. If it does not, the third
-/// completion is stranded: its push finds `notified` set and does not write the eventfd,
-/// and a poller that now blocks never wakes.
+/// `order`, collects both and stops, and a second poller sleeps all along. Then, with every
+/// thread stopped, the invariant must hold: a wake-up is on its way only if the eventfd is
+/// readable. If it does not, the third completion is stranded: its push finds `notified`
+/// set and does not write the eventfd, and the sleeping poller never wakes.
 fn two_pushes_then_invariant(order: PollerOrder) {
     let mb = Arc::new(Mailbox::new(ModelEventFd::default()));
+    // Another poller sleeps all along (the epoll backend lets several threads wait at
+    // once), so every push raises the eventfd, even while this poller is between its
+    // steps.
+    assert!(mb.begin_sleep(), "nothing is ready yet");
     let poller = wake_poller(&mb, order, 2);
     mb.push(vec![1]);
     mb.push(vec![2]);
     assert_eq!(poller.join().unwrap(), [1, 2]);
     assert_wake_invariant(&mb);
+    // A third completion comes for the sleeping poller: its push must raise the eventfd,
+    // or the sleeper never wakes.
     mb.push(vec![3]);
     assert!(mb.signal().is_raised(), "the third completion is stranded: the eventfd is not readable");
+    mb.end_sleep();
 }
 
 // Issue 10 (epoll backend, wake protocol): after any interleaving of two pushes with the

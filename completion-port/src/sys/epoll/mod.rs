@@ -25,8 +25,8 @@
 //!   thread queues the packet and wakes the poller.
 //! * **Completions produced outside `wait`** (at submission, by a cancel, by the pool) go
 //!   to the `ready` list, and the producer wakes the poller through an eventfd in the
-//!   epoll set; a `notified` flag keeps that to one write per wake-up ([`wake`], checked
-//!   under loom).
+//!   epoll set, only while a poller sleeps; a `notified` flag keeps that to one write per
+//!   wake-up ([`wake`], checked under loom).
 //! * **Cancel** removes a queued operation and completes it with `ECANCELED`; an operation
 //!   the poller is running (under the descriptor's lock) or a file operation a pool thread
 //!   has started finishes with its real result. Closing the port refuses new operations
@@ -59,6 +59,8 @@ use std::time::Instant;
 
 /// The epoll token of the wake-up eventfd; descriptors get tokens from 1 on.
 const WAKE: u64 = 0;
+/// A zero timeout: `epoll_wait` looks and returns.
+const ZERO: Timespec = Timespec { tv_sec: 0, tv_nsec: 0 };
 /// Events read per `epoll_wait`.
 const EVENTS: usize = 256;
 
@@ -80,6 +82,12 @@ pub(crate) struct Shared<C> {
     /// protocol that brings the poller to them ([`wake`]). Its signal is an eventfd,
     /// registered in `epfd` (level-triggered) under [`WAKE`].
     mailbox: Mailbox<Completion<C>, EventFd>,
+    /// Whether the next `wait` that finds the mailbox non-empty also looks at the
+    /// descriptors (they alternate; see `Epoll::wait`).
+    look_next: AtomicBool,
+    /// Descriptors in the epoll set (sockets, pipes; not the pool's files). With none,
+    /// a wait that finds completions in the mailbox has nothing else to look at.
+    watched: AtomicUsize,
     /// Operations accepted whose completion the port has not yet queued.
     in_flight: AtomicUsize,
     pool: pool::Pool<C>,
@@ -112,6 +120,9 @@ impl<C> Drop for FdState<C> {
         // epoll set; forget its token.
         if let Some(sh) = self.shared.upgrade() {
             lock(&sh.fds).remove(&self.token);
+            if !self.pooled {
+                sh.watched.fetch_sub(1, SeqCst);
+            }
         }
     }
 }
@@ -177,6 +188,8 @@ impl<C: Send + 'static> Epoll<C> {
                 fds: Mutex::new(HashMap::new()),
                 next_token: AtomicU64::new(WAKE + 1),
                 mailbox: Mailbox::new(EventFd(eventfd)),
+                look_next: AtomicBool::new(false),
+                watched: AtomicUsize::new(0),
                 in_flight: AtomicUsize::new(0),
                 pool: pool::Pool::new(),
             }),
@@ -222,6 +235,9 @@ impl<C: Send + 'static> Epoll<C> {
             }),
         });
         lock(&sh.fds).insert(token, Arc::downgrade(&state));
+        if !pooled {
+            sh.watched.fetch_add(1, SeqCst);
+        }
         Ok(Box::new(state))
     }
 
@@ -310,28 +326,53 @@ impl<C: Send + 'static> Epoll<C> {
     /// passes; performs the ready operations' calls and returns their completions, with
     /// those produced elsewhere meanwhile.
     pub(crate) fn wait(&self, deadline: Option<Instant>, out: &mut Vec<Completion<C>>) -> io::Result<()> {
-        let timeout = if self.shared.mailbox.has_ready() {
-            Some(Timespec { tv_sec: 0, tv_nsec: 0 })
-        } else {
-            deadline.map(|d| {
-                let left = d.saturating_duration_since(Instant::now());
-                // Far deadlines are clamped; the port loops until its own deadline passes.
-                let secs = left.as_secs().min(i32::MAX as u64) as i64;
-                Timespec { tv_sec: secs, tv_nsec: i64::from(left.subsec_nanos()) }
-            })
-        };
-        self.poll(timeout, out)
+        let sh = &*self.shared;
+        if sh.mailbox.has_ready() {
+            // Completions produced outside the wait are there: take them without a system
+            // call, if no descriptor is watched (only files: nothing else can be ready), or
+            // every other time; the other time look at the descriptors as well (without
+            // blocking), so that a steady stream of such completions cannot keep the
+            // descriptors' events waiting. (A port wake-up raised meanwhile stays raised
+            // for the next `epoll_wait`.)
+            if sh.watched.load(SeqCst) == 0 || !sh.look_next.fetch_xor(true, SeqCst) {
+                sh.mailbox.collect(false, out);
+                return Ok(());
+            }
+            return self.poll(Some(ZERO), false, out);
+        }
+        let timeout = deadline.map(|d| {
+            let left = d.saturating_duration_since(Instant::now());
+            // Far deadlines are clamped; the port loops until its own deadline passes.
+            let secs = left.as_secs().min(i32::MAX as u64) as i64;
+            Timespec { tv_sec: secs, tv_nsec: i64::from(left.subsec_nanos()) }
+        });
+        if timeout.is_some_and(|t| t.tv_sec == 0 && t.tv_nsec == 0) || !sh.mailbox.begin_sleep() {
+            return self.poll(Some(ZERO), false, out);
+        }
+        self.poll(timeout, true, out)
     }
 
     /// Collects what is ready without blocking.
     pub(crate) fn peek(&self, out: &mut Vec<Completion<C>>) -> io::Result<()> {
-        self.poll(Some(Timespec { tv_sec: 0, tv_nsec: 0 }), out)
+        self.poll(Some(ZERO), false, out)
     }
 
-    fn poll(&self, timeout: Option<Timespec>, out: &mut Vec<Completion<C>>) -> io::Result<()> {
+    /// One `epoll_wait`, then the ready descriptors' calls and the mailbox. `sleeping`: the
+    /// caller announced itself with `Mailbox::begin_sleep` (it may block), and is counted
+    /// out as soon as the wait returns.
+    fn poll(
+        &self,
+        timeout: Option<Timespec>,
+        sleeping: bool,
+        out: &mut Vec<Completion<C>>,
+    ) -> io::Result<()> {
         let sh = &*self.shared;
         let mut buf = [MaybeUninit::<epoll::Event>::uninit(); EVENTS];
-        let events: &[epoll::Event] = match epoll::wait(&sh.epfd, &mut buf, timeout.as_ref()) {
+        let waited = epoll::wait(&sh.epfd, &mut buf, timeout.as_ref());
+        if sleeping {
+            sh.mailbox.end_sleep();
+        }
+        let events: &[epoll::Event] = match waited {
             Ok((events, _)) => events,
             Err(Errno::INTR) => &[],
             Err(e) => return Err(e.into()),

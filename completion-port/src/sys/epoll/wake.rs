@@ -11,6 +11,15 @@
 //!   takes `ready` ([`Mailbox::collect`]); before it blocks it looks at `ready`
 //!   ([`Mailbox::has_ready`]) and does not block if something is there.
 //!
+//! A producer raises the signal only while a poller sleeps: a poller that is about to
+//! block announces itself in `sleepers` and then looks at `ready` ([`Mailbox::begin_sleep`]);
+//! a producer appends to `ready` and then reads `sleepers` ([`Mailbox::push`]). Both looks
+//! go through the `ready` mutex's order: if the poller's look comes after the append it
+//! sees the completion and does not block; if before, the producer's read comes after the
+//! poller's announcement and raises the signal. So a thread that submits and later takes
+//! its own completion (a page-cache read, a send that finished at once) costs no eventfd
+//! write and read when nobody sleeps.
+//!
 //! Whichever order these steps interleave in, a completion is never stranded: the poller
 //! takes it now, or the signal stays raised and its next wait returns at once. The
 //! invariant is: *while `notified` is set, the signal is raised or about to be*. Clearing
@@ -22,7 +31,7 @@
 //! loom_wake`), with loom's atomics and mutex under it, and a model signal in place of the
 //! eventfd.
 
-use crate::sync::{lock, AtomicBool, Mutex, Ordering::SeqCst};
+use crate::sync::{lock, AtomicBool, AtomicUsize, Mutex, Ordering::SeqCst};
 
 /// What wakes the poller: the epoll backend's eventfd, or a model of it under loom.
 pub trait Signal {
@@ -40,13 +49,21 @@ pub struct Mailbox<T, S> {
     /// A wake-up is on its way (the signal was raised, or is about to be) and the poller
     /// has not yet consumed it.
     notified: AtomicBool,
+    /// Pollers blocked (or about to block) in the wait; a push raises the signal only
+    /// while this is not zero.
+    sleepers: AtomicUsize,
     signal: S,
 }
 
 impl<T, S: Signal> Mailbox<T, S> {
     /// An empty mailbox, its signal clear.
     pub fn new(signal: S) -> Self {
-        Self { ready: Mutex::new(Vec::new()), notified: AtomicBool::new(false), signal }
+        Self {
+            ready: Mutex::new(Vec::new()),
+            notified: AtomicBool::new(false),
+            sleepers: AtomicUsize::new(0),
+            signal,
+        }
     }
 
     /// The signal (for the loom models' poller, which waits on it as `epoll_wait` does).
@@ -60,17 +77,39 @@ impl<T, S: Signal> Mailbox<T, S> {
         !lock(&self.ready).is_empty()
     }
 
-    /// Queues completions and wakes the poller.
+    /// Queues completions, and wakes a poller if one sleeps (else the next wait, which
+    /// looks at `ready` first, takes them without blocking).
     pub fn push(&self, mut items: Vec<T>) {
         if items.is_empty() {
             return;
         }
         lock(&self.ready).append(&mut items);
-        self.wake();
+        // After the append (the mutex orders it with `begin_sleep`'s look at `ready`).
+        if self.sleepers.load(SeqCst) > 0 {
+            self.wake();
+        }
     }
 
-    /// Makes the poller's wait return: raises the signal unless a wake-up is already on
-    /// its way.
+    /// A poller is about to block in the wait: announces itself, then looks at `ready`.
+    /// Returns `true` if it may block (nothing is ready), and must then call
+    /// [`end_sleep`](Self::end_sleep) once the wait returns; `false` if completions are
+    /// ready (it must not block, and is not counted).
+    pub fn begin_sleep(&self) -> bool {
+        self.sleepers.fetch_add(1, SeqCst);
+        if self.has_ready() {
+            self.sleepers.fetch_sub(1, SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// The wait that [`begin_sleep`](Self::begin_sleep) allowed has returned.
+    pub fn end_sleep(&self) {
+        self.sleepers.fetch_sub(1, SeqCst);
+    }
+
+    /// Makes a poller's wait return, whether or not one sleeps now (the port's explicit
+    /// wake-ups): raises the signal unless a wake-up is already on its way.
     pub fn wake(&self) {
         if !self.notified.swap(true, SeqCst) {
             self.signal.raise();
