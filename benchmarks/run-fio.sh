@@ -20,6 +20,8 @@
 #                    "epoll=target/release/randread"); e.g. an A/B of two builds
 #   NO_BUILD=1       do not build target/release/randread first
 #   NO_URING=1       skip the io_uring reference
+#   PORT_THREADS     worker threads on the port at depth > 1 (default 1), sharing the
+#                    reads in flight, as fio's psync jobs share the CPUs
 # Output goes to the terminal; the table at the end gives IOPS medians and ratios to fio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,8 +59,12 @@ measure() { # variant depth bs
         uring) backend=uring ;;
         *) for b in $bins; do [[ "${b%%=*}" == "$v" ]] && bin="${b#*=}"; done ;;
     esac
+    local threads=()
+    if [[ "${PORT_THREADS:-1}" -gt 1 && "$d" -gt 1 && "$variant" == port ]]; then
+        threads=(--port-threads "$PORT_THREADS")
+    fi
     COMPLETION_PORT_BACKEND="$backend" "$bin" --file "$file" --size-mib "$size" --seconds "$secs" \
-        --rounds 1 --depths "$d" --bs "$bs" --variants "$variant" --fio-engine psync \
+        --rounds 1 --depths "$d" --bs "$bs" --variants "$variant" --fio-engine psync "${threads[@]}" \
         | awk '/ IOPS \(/ { for (i = 1; i < NF; i++) { if ($(i + 1) == "IOPS") iops = $i; if ($(i + 1) == "ns") ns = $i }
                           print iops, ns; exit }'
 }

@@ -27,7 +27,7 @@
 
 #![forbid(unsafe_code)]
 
-use benchmarks::{cpu_table, process_cpu_ns, ratio, table, Series, XorShift};
+use benchmarks::{cpu_table, process_cpu_ns, ratio, table, thread_cpu_ns, Series, XorShift};
 use clap::Parser;
 use completion_port::CompletionPort;
 use std::fs::File;
@@ -70,6 +70,11 @@ struct Args {
     /// fio's engine: `io_uring` (depth = `--iodepth`) or `psync` (depth = `--numjobs`).
     #[arg(long, default_value = "io_uring")]
     fio_engine: FioEngine,
+    /// Worker threads on the port (its concurrency value), sharing the `depth` reads in
+    /// flight: each keeps its share going and refills whatever completion it takes, as
+    /// fio's psync engine spreads `depth` over jobs. 1: one thread does everything.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    port_threads: u64,
 }
 
 /// The fio engine to compare against.
@@ -167,6 +172,15 @@ fn main() -> io::Result<()> {
             for (i, &v) in variants.iter().enumerate() {
                 seed = seed.wrapping_add(0x9E37_79B9);
                 let m = match v {
+                    Variant::Port if args.port_threads > 1 => run_port_threads(
+                        &args.file,
+                        blocks,
+                        args.bs,
+                        depth,
+                        dur,
+                        args.port_threads as usize,
+                        seed,
+                    )?,
                     Variant::Port => run_port(&args.file, blocks, args.bs, depth, dur, true, seed)?,
                     Variant::PortNobatch => run_port(&args.file, blocks, args.bs, depth, dur, false, seed)?,
                     Variant::Fio | Variant::FioBatch | Variant::FioBatchmax => run_fio(&args, depth, v)?,
@@ -329,6 +343,110 @@ fn run_port(
         iops: ops as f64 / elapsed.as_secs_f64(),
         reads: ops,
         cpu_ns_per_read: cpu as f64 / done as f64,
+    })
+}
+
+/// One measurement through the port with `threads` workers sharing `depth` reads in
+/// flight (refills inside `port.batch`). Each worker issues its share, then refills every
+/// completion it takes until the window ends; then the reads still in flight are reaped
+/// and not counted.
+fn run_port_threads(
+    path: &Path,
+    blocks: u64,
+    bs: u64,
+    depth: usize,
+    dur: Duration,
+    threads: usize,
+    seed: u64,
+) -> io::Result<Measured> {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+    let port: CompletionPort<()> = CompletionPort::new(threads);
+    let file = port.associate(File::open(path)?, 0)?;
+    let in_flight = AtomicUsize::new(0);
+    let counted = AtomicU64::new(0);
+    // The workers exit before the end, so each adds its own thread's CPU time.
+    let worker_cpu = AtomicU64::new(0);
+    let cpu0 = process_cpu_ns()?;
+    let start = Instant::now();
+    let end = start + dur;
+    let errors: Vec<io::Error> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (port, file, in_flight, counted) = (&port, &file, &in_flight, &counted);
+                let worker_cpu = &worker_cpu;
+                let share = depth / threads + usize::from(t < depth % threads);
+                scope.spawn(move || -> io::Result<()> {
+                    let cpu_start = thread_cpu_ns()?;
+                    let r = (|| -> io::Result<()> {
+                        let mut rng = XorShift::new(seed.wrapping_add(t as u64 * 0x9E37_79B9));
+                        port.batch(|| -> io::Result<()> {
+                            for _ in 0..share {
+                                in_flight.fetch_add(1, SeqCst);
+                                file.read_at(Vec::with_capacity(bs as usize), rng.below(blocks) * bs, ())?;
+                            }
+                            Ok(())
+                        })?;
+                        let mut out = Vec::with_capacity(depth);
+                        loop {
+                            out.clear();
+                            match port.get_many_into(&mut out, depth, Some(Duration::from_millis(10))) {
+                                Ok(_) => {}
+                                Err(completion_port::GetError::TimedOut) => {
+                                    if Instant::now() >= end && in_flight.load(SeqCst) == 0 {
+                                        return Ok(());
+                                    }
+                                    continue;
+                                }
+                                Err(e) => return Err(io::Error::other(e.to_string())),
+                            }
+                            for c in &out {
+                                match &c.result {
+                                    Ok(n) if *n == bs as usize => {}
+                                    Ok(n) => return Err(io::Error::other(format!("short read: {n} bytes"))),
+                                    Err(e) => return Err(io::Error::new(e.kind(), e.to_string())),
+                                }
+                            }
+                            let live = Instant::now() < end;
+                            if live {
+                                counted.fetch_add(out.len() as u64, SeqCst);
+                            }
+                            in_flight.fetch_sub(out.len(), SeqCst);
+                            if !live {
+                                if in_flight.load(SeqCst) == 0 {
+                                    return Ok(());
+                                }
+                                continue;
+                            }
+                            port.batch(|| -> io::Result<()> {
+                                for c in out.drain(..) {
+                                    let buf = c.buffer.unwrap_or_else(|| Vec::with_capacity(bs as usize));
+                                    in_flight.fetch_add(1, SeqCst);
+                                    file.read_at(buf, rng.below(blocks) * bs, ())?;
+                                }
+                                Ok(())
+                            })?;
+                        }
+                    })();
+                    worker_cpu.fetch_add(thread_cpu_ns()?.saturating_sub(cpu_start), SeqCst);
+                    r
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .filter_map(|w| w.join().unwrap_or_else(|_| Err(io::Error::other("a worker panicked"))).err())
+            .collect()
+    });
+    if let Some(e) = errors.into_iter().next() {
+        return Err(e);
+    }
+    let ops = counted.load(SeqCst);
+    let elapsed = dur.min(start.elapsed());
+    let cpu = process_cpu_ns()?.saturating_sub(cpu0) + worker_cpu.load(SeqCst);
+    Ok(Measured {
+        iops: ops as f64 / elapsed.as_secs_f64(),
+        reads: ops,
+        cpu_ns_per_read: cpu as f64 / ops.max(1) as f64,
     })
 }
 
