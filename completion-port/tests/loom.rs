@@ -730,18 +730,21 @@ fn poller_delivers_a_kernel_completion() {
 // the parked thread or makes it the next poller.
 #[test]
 fn poller_and_parked_thread_two_kernel_completions() {
-    loom::model(|| {
-        let port = io_port(2);
-        let live = Arc::new(());
-        let (a, b) = (io_getter(&port), io_getter(&port));
-        kernel_complete(&port, 1, &live);
-        kernel_complete(&port, 2, &live);
-        let seen: Vec<usize> = [a.join().unwrap(), b.join().unwrap()].into_iter().flatten().collect();
-        assert_exactly_once(seen, 2);
-        assert!(port.drain().is_empty());
-        drop(port);
-        assert_eq!(Arc::strong_count(&live), 1);
-    });
+    loom::model(|| two_getters_two_kernel_completions(io_port(2)));
+}
+
+/// Two threads in `get(None)` on `port` and two kernel completions racing them: each is
+/// delivered exactly once and neither thread is left waiting.
+fn two_getters_two_kernel_completions(port: CompletionPort<Token>) {
+    let live = Arc::new(());
+    let (a, b) = (io_getter(&port), io_getter(&port));
+    kernel_complete(&port, 1, &live);
+    kernel_complete(&port, 2, &live);
+    let seen: Vec<usize> = [a.join().unwrap(), b.join().unwrap()].into_iter().flatten().collect();
+    assert_exactly_once(seen, 2);
+    assert!(port.drain().is_empty());
+    drop(port);
+    assert_eq!(Arc::strong_count(&live), 1);
 }
 
 // Rule P7 (poller), P2: a `post` races a kernel completion, with two threads in
@@ -750,22 +753,29 @@ fn poller_and_parked_thread_two_kernel_completions() {
 // exactly once and neither thread is left waiting.
 #[test]
 fn post_races_kernel_completion() {
-    loom::model(|| {
-        let port = io_port(2);
-        let live = Arc::new(());
-        let (a, b) = (io_getter(&port), io_getter(&port));
-        let poster = {
-            let (port, t) = (port.clone(), token(1, &live));
-            thread::spawn(move || port.post(1, 101, t).unwrap())
-        };
-        kernel_complete(&port, 2, &live);
-        poster.join().unwrap();
-        let seen: Vec<usize> = [a.join().unwrap(), b.join().unwrap()].into_iter().flatten().collect();
-        assert_exactly_once(seen, 2);
-        assert!(port.drain().is_empty());
-        drop(port);
-        assert_eq!(Arc::strong_count(&live), 1);
-    });
+    loom::model(|| post_and_kernel_completion_race(io_port(2), false));
+}
+
+/// Two threads in `get(None)` on `port` (with `settled`, both already waiting) while a
+/// post races a kernel completion: each packet is delivered exactly once and neither
+/// thread is left waiting.
+fn post_and_kernel_completion_race(port: CompletionPort<Token>, settled: bool) {
+    let live = Arc::new(());
+    let (a, b) = (io_getter(&port), io_getter(&port));
+    if settled {
+        until_waiting(&port, 2);
+    }
+    let poster = {
+        let (port, t) = (port.clone(), token(1, &live));
+        thread::spawn(move || port.post(1, 101, t).unwrap())
+    };
+    kernel_complete(&port, 2, &live);
+    poster.join().unwrap();
+    let seen: Vec<usize> = [a.join().unwrap(), b.join().unwrap()].into_iter().flatten().collect();
+    assert_exactly_once(seen, 2);
+    assert!(port.drain().is_empty());
+    drop(port);
+    assert_eq!(Arc::strong_count(&live), 1);
 }
 
 // Rule P7 (poller), P6, P9: A polls, B is parked. A kernel completion comes; A (the
@@ -840,20 +850,24 @@ fn close_with_a_poller_and_a_parked_thread() {
 // still polls, wake it again.
 #[test]
 fn drain_with_a_poller_and_a_parked_thread() {
-    loom::model(|| {
-        let port = io_port(2);
-        let live = Arc::new(());
-        port.fake_submit(1, token(1, &live));
-        let (a, b) = (io_getter(&port), io_getter(&port));
-        until_waiting(&port, 2); // one polls, the other is parked
-        let drained = port.drain();
-        assert_eq!(a.join().unwrap(), None, "A must return Closed");
-        assert_eq!(b.join().unwrap(), None, "B must return Closed");
-        assert_eq!(drained.len(), 1);
-        assert!(drained[0].is_cancelled());
-        assert_eq!(ids(drained), [1]);
-        assert_closed_after(&port, &live);
-    });
+    // One polls, the other is parked.
+    loom::model(|| drain_with_two_waiting(io_port(2)));
+}
+
+/// One operation in flight on `port`, two threads waiting in `get(None)`; `drain` closes,
+/// reaps the cancelled operation itself and returns it; both threads return `Closed`.
+fn drain_with_two_waiting(port: CompletionPort<Token>) {
+    let live = Arc::new(());
+    port.fake_submit(1, token(1, &live));
+    let (a, b) = (io_getter(&port), io_getter(&port));
+    until_waiting(&port, 2);
+    let drained = port.drain();
+    assert_eq!(a.join().unwrap(), None, "A must return Closed");
+    assert_eq!(b.join().unwrap(), None, "B must return Closed");
+    assert_eq!(drained.len(), 1);
+    assert!(drained[0].is_cancelled());
+    assert_eq!(ids(drained), [1]);
+    assert_closed_after(&port, &live);
 }
 
 // Rule P9 (poller): concurrency 1. A takes a kernel completion and holds the only slot;
@@ -959,18 +973,7 @@ fn epoll_port(concurrency: usize) -> CompletionPort<Token> {
 // left waiting: one woken poller takes both or leaves one for the other, and wakes it.
 #[test]
 fn two_pollers_two_kernel_completions() {
-    loom::model(|| {
-        let port = epoll_port(2);
-        let live = Arc::new(());
-        let (a, b) = (io_getter(&port), io_getter(&port));
-        kernel_complete(&port, 1, &live);
-        kernel_complete(&port, 2, &live);
-        let seen: Vec<usize> = [a.join().unwrap(), b.join().unwrap()].into_iter().flatten().collect();
-        assert_exactly_once(seen, 2);
-        assert!(port.drain().is_empty());
-        drop(port);
-        assert_eq!(Arc::strong_count(&live), 1);
-    });
+    loom::model(|| two_getters_two_kernel_completions(epoll_port(2)));
 }
 
 // Rule P7 (several pollers), P2: with both threads in the kernel, a `post` can hand its
@@ -978,23 +981,7 @@ fn two_pollers_two_kernel_completions() {
 // packet is delivered exactly once, to either thread, and nobody is left waiting.
 #[test]
 fn two_pollers_post_races_kernel_completion() {
-    loom::model(|| {
-        let port = epoll_port(2);
-        let live = Arc::new(());
-        let (a, b) = (io_getter(&port), io_getter(&port));
-        until_waiting(&port, 2);
-        let poster = {
-            let (port, t) = (port.clone(), token(1, &live));
-            thread::spawn(move || port.post(1, 101, t).unwrap())
-        };
-        kernel_complete(&port, 2, &live);
-        poster.join().unwrap();
-        let seen: Vec<usize> = [a.join().unwrap(), b.join().unwrap()].into_iter().flatten().collect();
-        assert_exactly_once(seen, 2);
-        assert!(port.drain().is_empty());
-        drop(port);
-        assert_eq!(Arc::strong_count(&live), 1);
-    });
+    loom::model(|| post_and_kernel_completion_race(epoll_port(2), true));
 }
 
 // Rule P8 (several pollers): two threads wait in the kernel and nothing is in flight;
@@ -1020,18 +1007,7 @@ fn close_brings_every_poller_out() {
 // wakes one again when it is done, and that one wakes the other. Both return `Closed`.
 #[test]
 fn drain_with_two_pollers() {
-    loom::model(|| {
-        let port = epoll_port(2);
-        let live = Arc::new(());
-        port.fake_submit(1, token(1, &live));
-        let (a, b) = (io_getter(&port), io_getter(&port));
-        until_waiting(&port, 2);
-        let drained = port.drain();
-        assert_eq!(a.join().unwrap(), None, "A must return Closed");
-        assert_eq!(b.join().unwrap(), None, "B must return Closed");
-        assert_eq!(ids(drained), [1]);
-        assert_closed_after(&port, &live);
-    });
+    loom::model(|| drain_with_two_waiting(epoll_port(2)));
 }
 
 // The epoll backend's wake protocol (`src/sys/epoll/wake.rs`): completions produced

@@ -255,14 +255,7 @@ fn p8_close_wakes_every_waiter() {
         })
         .collect();
     start.wait();
-    wait_until(PROMPT, "8 threads wait", || port.waiting() == 8);
-    let closed_at = Instant::now();
-    port.close();
-    for w in waiters {
-        let (r, at) = w.join().unwrap();
-        assert_eq!(r.unwrap_err(), GetError::Closed);
-        assert!(at.duration_since(closed_at) < PROMPT);
-    }
+    close_wakes_them_promptly(&port, waiters);
     let t = Instant::now();
     assert_eq!(port.get(None).unwrap_err(), GetError::Closed);
     assert_eq!(port.get_many(4, None).unwrap_err(), GetError::Closed);
@@ -290,14 +283,7 @@ fn p8_close_wakes_every_waiter_with_io_attached() {
             })
         })
         .collect();
-    wait_until(PROMPT, "8 threads wait", || port.waiting() == 8);
-    let closed_at = Instant::now();
-    port.close();
-    for w in waiters {
-        let (r, at) = w.join().unwrap();
-        assert_eq!(r.unwrap_err(), GetError::Closed);
-        assert!(at.duration_since(closed_at) < PROMPT);
-    }
+    close_wakes_them_promptly(&port, waiters);
     assert!(port.post(0, 0, 1).is_err());
 
     let port = CompletionPort::<u8>::new(8);
@@ -323,6 +309,22 @@ fn p8_close_wakes_every_waiter_with_io_attached() {
     assert_eq!(got, (0..8).collect::<Vec<_>>());
     for t in takers {
         t.join().unwrap();
+    }
+}
+
+/// Once the 8 threads of `waiters` all wait on `port`, closes it: each must return
+/// `Closed` within [`PROMPT`] of the close (P8).
+fn close_wakes_them_promptly<C: Send + 'static>(
+    port: &CompletionPort<C>,
+    waiters: Vec<thread::JoinHandle<(Result<(), GetError>, Instant)>>,
+) {
+    wait_until(PROMPT, "8 threads wait", || port.waiting() == waiters.len());
+    let closed_at = Instant::now();
+    port.close();
+    for w in waiters {
+        let (r, at) = w.join().unwrap();
+        assert_eq!(r.unwrap_err(), GetError::Closed);
+        assert!(at.duration_since(closed_at) < PROMPT);
     }
 }
 

@@ -109,6 +109,15 @@ struct Stopped {
     took: Duration,
 }
 
+impl Stopped {
+    /// The `--json` summary: the server exited 0 and stdout is one JSON object.
+    fn json_summary(&self) -> serde_json::Value {
+        assert_eq!(self.code, Some(0), "{}", self.stderr);
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {}", self.stdout))
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -507,9 +516,7 @@ fn serve_json_summary_goes_to_stdout() {
     echo_round_trip(&mut s, b"12345");
     drop(s);
     let end = server.terminate();
-    assert_eq!(end.code, Some(0), "{}", end.stderr);
-    let summary: serde_json::Value = serde_json::from_str(end.stdout.trim())
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {}", end.stdout));
+    let summary = end.json_summary();
     assert_eq!(summary["connections"], 1, "{summary}");
     assert_eq!(summary["messages"], 1, "{summary}");
     assert_eq!(summary["bytes"], 5, "{summary}");
@@ -570,9 +577,7 @@ fn serve_on_two_ports_serves_every_client() {
     }
     drop(clients);
     let end = server.terminate();
-    assert_eq!(end.code, Some(0), "{}", end.stderr);
-    let summary: serde_json::Value = serde_json::from_str(end.stdout.trim())
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {}", end.stdout));
+    let summary = end.json_summary();
     assert_eq!(summary["ports"], 2, "{summary}");
     assert_eq!(summary["workers"], 2, "{summary}");
     assert_eq!(summary["connections"], 16, "{summary}");
