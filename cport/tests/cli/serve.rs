@@ -60,6 +60,17 @@ impl Server {
         self.child.as_ref().unwrap().id()
     }
 
+    /// `n` clients, each having sent one byte (`x`) that the server echoes once it serves it.
+    fn clients_that_sent_a_byte(&self, n: usize) -> Vec<TcpStream> {
+        (0..n)
+            .map(|_| {
+                let mut s = self.connect();
+                s.write_all(b"x").unwrap();
+                s
+            })
+            .collect()
+    }
+
     fn connect(&self) -> TcpStream {
         let s = TcpStream::connect(self.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -450,13 +461,7 @@ fn serve_raises_the_soft_descriptor_limit() {
 #[test]
 fn serve_max_connections_is_never_exceeded() {
     let server = Server::start(&["--max-connections", "3", "--accepts", "16"]);
-    let mut clients: Vec<TcpStream> = (0..10)
-        .map(|_| {
-            let mut s = server.connect();
-            s.write_all(b"x").unwrap();
-            s
-        })
-        .collect();
+    let mut clients = server.clients_that_sent_a_byte(10);
     let first = served(&mut clients, Duration::from_secs(2), 10);
     assert_eq!(first.len(), 3, "served beyond --max-connections 3: {first:?}");
     // One leaves: one waiting client gets its slot, and only one.
@@ -590,13 +595,7 @@ fn serve_on_two_ports_serves_every_client() {
 #[test]
 fn serve_on_two_ports_never_exceeds_max_connections() {
     let server = Server::start(&["--ports", "2", "--max-connections", "3", "--accepts", "8"]);
-    let mut clients: Vec<TcpStream> = (0..10)
-        .map(|_| {
-            let mut s = server.connect();
-            s.write_all(b"x").unwrap();
-            s
-        })
-        .collect();
+    let mut clients = server.clients_that_sent_a_byte(10);
     let first = served(&mut clients, Duration::from_secs(2), 10);
     assert!(!first.is_empty(), "nobody was served");
     assert!(first.len() <= 3, "served beyond --max-connections 3 over two ports: {first:?}");
