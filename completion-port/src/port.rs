@@ -391,6 +391,18 @@ impl<C: Send + 'static> Inner<C> {
         wake
     }
 
+    /// The backend now exists (`driver` is set): records it under the lock, with how many
+    /// threads may poll it at once, and gives threads already parked a poller among them.
+    fn driver_installed(&self) {
+        let wake = {
+            let mut st = lock(&self.state);
+            st.has_driver = true;
+            st.max_pollers = self.driver.get().map_or(1, Driver::max_pollers).clamp(1, self.concurrency);
+            self.release(&mut st)
+        };
+        self.wake(wake);
+    }
+
     /// Wakes what [`release`](Self::release) chose; call after unlocking.
     fn wake(&self, wake: Wakeups<C>) {
         for w in wake.woken {
@@ -503,15 +515,7 @@ impl<C: Send + 'static> CompletionPort<C> {
         })?;
         // If another thread won the race, its driver stays and ours is dropped (unused).
         let _ = self.inner.driver.set(new);
-        let wake = {
-            let mut st = lock(&self.inner.state);
-            st.has_driver = true;
-            st.max_pollers =
-                self.inner.driver.get().map_or(1, Driver::max_pollers).clamp(1, self.inner.concurrency);
-            // Threads already parked must now have a poller among them.
-            self.inner.release(&mut st)
-        };
-        self.inner.wake(wake);
+        self.inner.driver_installed();
         let d = self.inner.driver.get().ok_or_else(|| io::Error::other("backend vanished"))?;
         tracing::debug!(backend = d.name(), "completion port backend ready");
         Ok((d, &self.inner.registry))
@@ -557,14 +561,7 @@ impl<C: Send + 'static> CompletionPort<C> {
         if self.inner.driver.set(Driver::fake(pollers)).is_err() {
             return;
         }
-        let wake = {
-            let mut st = lock(&self.inner.state);
-            st.has_driver = true;
-            st.max_pollers =
-                self.inner.driver.get().map_or(1, Driver::max_pollers).clamp(1, self.inner.concurrency);
-            self.inner.release(&mut st)
-        };
-        self.inner.wake(wake);
+        self.inner.driver_installed();
     }
 
     #[cfg(loom)]
