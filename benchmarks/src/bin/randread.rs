@@ -29,11 +29,12 @@
 
 use benchmarks::{cpu_table, process_cpu_ns, ratio, table, thread_cpu_ns, Series, XorShift};
 use clap::Parser;
-use completion_port::CompletionPort;
+use completion_port::{CompletionPort, Handle};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 /// The unit of the test file's data pattern (and the default block size).
@@ -308,13 +309,7 @@ fn run_port(
         let n = port.get_many_into(&mut out, depth, None)?;
         in_flight -= n;
         done += n as u64;
-        for c in &out {
-            match &c.result {
-                Ok(n) if *n == bs as usize => {}
-                Ok(n) => return Err(io::Error::other(format!("short read: {n} bytes"))),
-                Err(e) => return Err(io::Error::new(e.kind(), e.to_string())),
-            }
-        }
+        check_full_reads(&out, bs)?;
         if measured.is_none() {
             let now = Instant::now();
             if now >= end {
@@ -359,77 +354,26 @@ fn run_port_threads(
     threads: usize,
     seed: u64,
 ) -> io::Result<Measured> {
-    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
     let port: CompletionPort<()> = CompletionPort::new(threads);
     let file = port.associate(File::open(path)?, 0)?;
-    let in_flight = AtomicUsize::new(0);
-    let counted = AtomicU64::new(0);
-    // The workers exit before the end, so each adds its own thread's CPU time.
-    let worker_cpu = AtomicU64::new(0);
-    let cpu0 = process_cpu_ns()?;
     let start = Instant::now();
-    let end = start + dur;
+    let shared = Workers {
+        port: &port,
+        file: &file,
+        blocks,
+        bs,
+        depth,
+        end: start + dur,
+        in_flight: AtomicUsize::new(0),
+        counted: AtomicU64::new(0),
+        cpu_ns: AtomicU64::new(0),
+    };
+    let cpu0 = process_cpu_ns()?;
     let errors: Vec<io::Error> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
-                let (port, file, in_flight, counted) = (&port, &file, &in_flight, &counted);
-                let worker_cpu = &worker_cpu;
-                let share = depth / threads + usize::from(t < depth % threads);
-                scope.spawn(move || -> io::Result<()> {
-                    let cpu_start = thread_cpu_ns()?;
-                    let r = (|| -> io::Result<()> {
-                        let mut rng = XorShift::new(seed.wrapping_add(t as u64 * 0x9E37_79B9));
-                        port.batch(|| -> io::Result<()> {
-                            for _ in 0..share {
-                                in_flight.fetch_add(1, SeqCst);
-                                file.read_at(Vec::with_capacity(bs as usize), rng.below(blocks) * bs, ())?;
-                            }
-                            Ok(())
-                        })?;
-                        let mut out = Vec::with_capacity(depth);
-                        loop {
-                            out.clear();
-                            match port.get_many_into(&mut out, depth, Some(Duration::from_millis(10))) {
-                                Ok(_) => {}
-                                Err(completion_port::GetError::TimedOut) => {
-                                    if Instant::now() >= end && in_flight.load(SeqCst) == 0 {
-                                        return Ok(());
-                                    }
-                                    continue;
-                                }
-                                Err(e) => return Err(io::Error::other(e.to_string())),
-                            }
-                            for c in &out {
-                                match &c.result {
-                                    Ok(n) if *n == bs as usize => {}
-                                    Ok(n) => return Err(io::Error::other(format!("short read: {n} bytes"))),
-                                    Err(e) => return Err(io::Error::new(e.kind(), e.to_string())),
-                                }
-                            }
-                            let live = Instant::now() < end;
-                            if live {
-                                counted.fetch_add(out.len() as u64, SeqCst);
-                            }
-                            in_flight.fetch_sub(out.len(), SeqCst);
-                            if !live {
-                                if in_flight.load(SeqCst) == 0 {
-                                    return Ok(());
-                                }
-                                continue;
-                            }
-                            port.batch(|| -> io::Result<()> {
-                                for c in out.drain(..) {
-                                    let buf = c.buffer.unwrap_or_else(|| Vec::with_capacity(bs as usize));
-                                    in_flight.fetch_add(1, SeqCst);
-                                    file.read_at(buf, rng.below(blocks) * bs, ())?;
-                                }
-                                Ok(())
-                            })?;
-                        }
-                    })();
-                    worker_cpu.fetch_add(thread_cpu_ns()?.saturating_sub(cpu_start), SeqCst);
-                    r
-                })
+                let (shared, share) = (&shared, depth / threads + usize::from(t < depth % threads));
+                scope.spawn(move || shared.run(share, seed.wrapping_add(t as u64 * 0x9E37_79B9)))
             })
             .collect();
         workers
@@ -440,14 +384,97 @@ fn run_port_threads(
     if let Some(e) = errors.into_iter().next() {
         return Err(e);
     }
-    let ops = counted.load(SeqCst);
+    let ops = shared.counted.load(SeqCst);
     let elapsed = dur.min(start.elapsed());
-    let cpu = process_cpu_ns()?.saturating_sub(cpu0) + worker_cpu.load(SeqCst);
+    // The workers have exited: their CPU time is in `cpu_ns`, not in the live threads'.
+    let cpu = process_cpu_ns()?.saturating_sub(cpu0) + shared.cpu_ns.load(SeqCst);
     Ok(Measured {
         iops: ops as f64 / elapsed.as_secs_f64(),
         reads: ops,
         cpu_ns_per_read: cpu as f64 / ops.max(1) as f64,
     })
+}
+
+/// What the workers of [`run_port_threads`] share.
+struct Workers<'a> {
+    port: &'a CompletionPort<()>,
+    file: &'a Handle<()>,
+    blocks: u64,
+    bs: u64,
+    depth: usize,
+    /// When the window ends: reads completed later are not counted, and none are issued.
+    end: Instant,
+    in_flight: AtomicUsize,
+    /// Reads completed within the window.
+    counted: AtomicU64,
+    /// CPU time of the workers, each adding its own at exit.
+    cpu_ns: AtomicU64,
+}
+
+impl Workers<'_> {
+    /// One worker: issues `share` reads, then takes completions and refills them until
+    /// the window ends and nothing is in flight; adds its CPU time to `cpu_ns`.
+    fn run(&self, share: usize, seed: u64) -> io::Result<()> {
+        let cpu_start = thread_cpu_ns()?;
+        let r = self.read_until_the_end(share, seed);
+        self.cpu_ns.fetch_add(thread_cpu_ns()?.saturating_sub(cpu_start), SeqCst);
+        r
+    }
+
+    fn read_until_the_end(&self, share: usize, seed: u64) -> io::Result<()> {
+        let mut rng = XorShift::new(seed);
+        self.port.batch(|| -> io::Result<()> {
+            for _ in 0..share {
+                self.read(Vec::with_capacity(self.bs as usize), &mut rng)?;
+            }
+            Ok(())
+        })?;
+        let mut out = Vec::with_capacity(self.depth);
+        loop {
+            out.clear();
+            match self.port.get_many_into(&mut out, self.depth, Some(Duration::from_millis(10))) {
+                Ok(_) => check_full_reads(&out, self.bs)?,
+                Err(completion_port::GetError::TimedOut) => {}
+                Err(e) => return Err(io::Error::other(e.to_string())),
+            }
+            let live = Instant::now() < self.end;
+            if live {
+                self.counted.fetch_add(out.len() as u64, SeqCst);
+            }
+            let left = self.in_flight.fetch_sub(out.len(), SeqCst) - out.len();
+            if !live {
+                if left == 0 {
+                    return Ok(());
+                }
+                continue;
+            }
+            self.port.batch(|| -> io::Result<()> {
+                for c in out.drain(..) {
+                    self.read(c.buffer.unwrap_or_else(|| Vec::with_capacity(self.bs as usize)), &mut rng)?;
+                }
+                Ok(())
+            })?;
+        }
+    }
+
+    /// Starts one read of a random block into `buf`.
+    fn read(&self, buf: Vec<u8>, rng: &mut XorShift) -> io::Result<()> {
+        self.in_flight.fetch_add(1, SeqCst);
+        self.file.read_at(buf, rng.below(self.blocks) * self.bs, ())?;
+        Ok(())
+    }
+}
+
+/// Fails unless every packet of `out` is a read of `bs` bytes.
+fn check_full_reads(out: &[completion_port::Completion<()>], bs: u64) -> io::Result<()> {
+    for c in out {
+        match &c.result {
+            Ok(n) if *n == bs as usize => {}
+            Ok(n) => return Err(io::Error::other(format!("short read: {n} bytes"))),
+            Err(e) => return Err(io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+    Ok(())
 }
 
 /// fio's arguments for one measurement.
