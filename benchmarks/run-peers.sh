@@ -107,12 +107,14 @@ start_server() {
   local name=$1 log=$2
   next_port
   case $name in
-    cport) # shellcheck disable=SC2086
-      taskset -c "$SERVER_CPUS" "$CPORT_BIN" serve --addr "127.0.0.1:$port" --workers "$THREADS" $CPORT_SERVE_ARGS >"$log" 2>&1 & ;;
-    cport-ports) # one completion port per worker thread; shellcheck disable=SC2086
-      taskset -c "$SERVER_CPUS" "$CPORT_BIN" serve --addr "127.0.0.1:$port" --workers "$THREADS" --ports "$THREADS" $CPORT_SERVE_ARGS >"$log" 2>&1 & ;;
-    cport-epoll) # shellcheck disable=SC2086
-      COMPLETION_PORT_BACKEND=epoll taskset -c "$SERVER_CPUS" "$CPORT_BIN" serve --addr "127.0.0.1:$port" --workers "$THREADS" $CPORT_SERVE_ARGS >"$log" 2>&1 & ;;
+    cport|cport-ports|cport-epoll)
+      # cport-ports: one completion port per worker thread; cport-epoll: the epoll backend.
+      local layout=() backend=${COMPLETION_PORT_BACKEND:-auto}
+      [ "$name" = cport-ports ] && layout=(--ports "$THREADS")
+      [ "$name" = cport-epoll ] && backend=epoll
+      # shellcheck disable=SC2086
+      COMPLETION_PORT_BACKEND=$backend taskset -c "$SERVER_CPUS" "$CPORT_BIN" serve --addr "127.0.0.1:$port" \
+        --workers "$THREADS" "${layout[@]}" $CPORT_SERVE_ARGS >"$log" 2>&1 & ;;
     tokio|monoio|compio|mio|threads)
       taskset -c "$SERVER_CPUS" "$PEERS_BIN" "$name" --port "$port" --threads "$THREADS" >"$log" 2>&1 & ;;
     *) echo "run-peers.sh: unknown server $name" >&2; exit 2 ;;
