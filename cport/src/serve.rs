@@ -280,9 +280,14 @@ fn cpus() -> usize {
 }
 
 impl Args {
+    /// Worker threads: `--workers`, else one per logical CPU.
+    fn worker_count(&self) -> usize {
+        self.workers.map_or_else(cpus, |n| n as usize)
+    }
+
     /// Checks across flags: every port needs a worker and a connection slot.
     pub fn check(&self) -> Result<(), String> {
-        let workers = self.workers.map_or_else(cpus, |n| n as usize);
+        let workers = self.worker_count();
         if self.ports as usize > workers {
             return Err(format!(
                 "--ports {} needs at least as many workers, but there are {workers} (--workers)",
@@ -307,7 +312,7 @@ fn share(total: usize, parts: usize, i: usize) -> usize {
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: Args) -> Result<ExitCode, String> {
     let cpus = cpus();
-    let workers = args.workers.map_or(cpus, |n| n as usize);
+    let workers = args.worker_count();
     let ports = args.ports as usize;
     let max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     let concurrency = if args.concurrency == 0 { cpus } else { args.concurrency };
