@@ -14,6 +14,7 @@ mod copy;
 mod limits;
 mod load;
 mod serve;
+mod split;
 mod units;
 
 use clap::{CommandFactory, Parser, Subcommand};

@@ -22,6 +22,7 @@
 //! close is honoured after everything received has been echoed. SIGINT/SIGTERM stop the
 //! server: stop accepting, cancel, drain, print a summary, exit 0.
 
+use crate::split::share;
 use crate::{limits, units};
 use completion_port::{Completion, CompletionPort, GetError, Handle, Started};
 use serde::Serialize;
@@ -302,11 +303,6 @@ impl Args {
         }
         Ok(())
     }
-}
-
-/// `total` split into `parts` shares as equal as possible (the first ones get the extra).
-fn share(total: usize, parts: usize, i: usize) -> usize {
-    total / parts + usize::from(i < total % parts)
 }
 
 /// Runs the server until SIGINT or SIGTERM.

@@ -1,21 +1,24 @@
-//! `cport load`: a load generator on one completion port that checks every echoed byte.
+//! `cport load`: a load generator on a completion port that checks every echoed byte.
 //!
 //! Each connection sends messages whose bytes are a function of (connection, sequence
 //! number) and compares the echo byte for byte ([`conn`]). A few worker threads run every
-//! packet of the port. In closed loop each connection keeps `--pipeline` messages in
+//! packet of the port; with `--ports N`, connection `i` belongs to port `i mod N` and each
+//! port has its own share of the workers, so that a thread only ever runs the packets of
+//! its own connections (the layout of `cport serve --ports`). In closed loop each connection keeps `--pipeline` messages in
 //! flight; in open loop (`--rate`) a pacing thread posts one packet per message when it
 //! is due, and latency is measured from that instant, not from the (possibly late) send,
 //! so a slow server cannot hide its stalls (coordinated omission).
 //!
 //! Shutdown order: stop queueing messages, wait up to [`GRACE`] for outstanding echoes,
-//! close the port (cancelling the receives still pending), join the workers, drain the
-//! port, then close the connections.
+//! close the ports (cancelling the receives still pending), join the workers, drain the
+//! ports, then close the connections.
 
 mod conn;
 mod pattern;
 mod report;
 
 use crate::limits;
+use crate::split::share;
 use crate::units;
 use completion_port::{CompletionPort, GetError};
 use conn::{lock, Conn, Ctx, Shared};
@@ -64,6 +67,11 @@ pub struct Args {
     /// Worker threads on the completion port.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
     workers: u32,
+    /// Completion ports to run side by side (at most --workers and --connections):
+    /// connection i goes to port i mod N, and each port gets an equal share of the
+    /// workers, which run only its packets. 1: one port shared by every worker.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    ports: u32,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -81,8 +89,21 @@ fn parse_message_size(text: &str) -> Result<u64, String> {
 }
 
 impl Args {
-    /// Checks across flags: the bytes in flight must fit [`MAX_IN_FLIGHT`].
+    /// Checks across flags: every port needs a worker and a connection, and the bytes
+    /// in flight must fit [`MAX_IN_FLIGHT`].
     pub fn check(&self) -> Result<(), String> {
+        if self.ports > self.workers {
+            return Err(format!(
+                "--ports {} needs at least as many workers, but there are {} (--workers)",
+                self.ports, self.workers
+            ));
+        }
+        if self.ports > self.connections {
+            return Err(format!(
+                "--ports {} needs at least as many connections, but there are {} (--connections)",
+                self.ports, self.connections
+            ));
+        }
         let in_flight =
             self.size.saturating_mul(u64::from(self.pipeline)).saturating_mul(u64::from(self.connections));
         if in_flight > MAX_IN_FLIGHT {
@@ -111,6 +132,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         backend: None,
         target_rate: args.rate,
         connections: args.connections as usize,
+        ports: args.ports as usize,
         connect: Default::default(),
         size: args.size as usize,
         pipeline: args.pipeline as usize,
@@ -164,9 +186,13 @@ fn measure(args: &Args, report: &mut Report) -> Result<(), String> {
     limits::raise_nofile(u64::from(args.connections) + limits::RESERVED);
     let streams = connect_all(&args.addr, args.connections as usize, &mut report.connect)?;
     let use_port = |e: std::io::Error| format!("cannot use the completion port: {}", limits::explain(&e));
-    let port = CompletionPort::<Ctx>::new(args.workers as usize);
+    // Each port's concurrency value is its number of workers, as with one port.
+    let (workers, n_ports) = (args.workers as usize, args.ports as usize);
+    let ports: Vec<CompletionPort<Ctx>> =
+        (0..n_ports).map(|p| CompletionPort::new(share(workers, n_ports, p))).collect();
     let mut conns = Vec::with_capacity(streams.len());
     for (i, s) in streams.into_iter().enumerate() {
+        let port = &ports[i % n_ports];
         let h = port.associate(s, i).map_err(use_port)?;
         report.backend = port.backend().map(|b| b.name());
         conns.push(Conn::new(i, h));
@@ -185,20 +211,23 @@ fn measure(args: &Args, report: &mut Report) -> Result<(), String> {
         errors: Mutex::new(Default::default()),
     });
     let hist = new_histogram()?;
-    let workers = spawn_workers(&port, &shared, args.workers as usize, &hist)?;
+    let workers = spawn_workers(&ports, &shared, workers, &hist)?;
 
     let t0 = Instant::now();
-    port.batch(|| shared.conns.iter().for_each(|c| shared.start(c)));
+    for (p, port) in ports.iter().enumerate() {
+        // A port's first operations go to the kernel in one system call.
+        port.batch(|| shared.conns.iter().skip(p).step_by(n_ports).for_each(|c| shared.start(c)));
+    }
     let pacer = match args.rate {
         None => None,
         Some(rate) => {
-            let (p, s) = (port.clone(), Arc::clone(&shared));
+            let (p, s) = (ports.clone(), Arc::clone(&shared));
             let spawned =
                 std::thread::Builder::new().name("load-pacer".into()).spawn(move || pace(&p, &s, rate, t0));
             match spawned {
                 Ok(h) => Some(h),
                 Err(e) => {
-                    drop(shut_down(&port, shared, workers, hist));
+                    drop(shut_down(&ports, shared, workers, hist));
                     return Err(format!("cannot start the pacing thread: {e}"));
                 }
             }
@@ -214,7 +243,7 @@ fn measure(args: &Args, report: &mut Report) -> Result<(), String> {
     let grace_end = Instant::now() + GRACE;
     let mut t_end = t_stop;
     loop {
-        if outstanding(&shared) == 0 && port.queued() == 0 {
+        if outstanding(&shared) == 0 && ports.iter().all(|p| p.queued() == 0) {
             t_end = Instant::now();
             break;
         }
@@ -225,7 +254,7 @@ fn measure(args: &Args, report: &mut Report) -> Result<(), String> {
     }
     let unanswered = outstanding(&shared) as u64;
     let unsent = shared.conns.iter().map(Conn::backlog).sum::<usize>() as u64;
-    let (hist, errors) = shut_down(&port, shared, workers, hist)?;
+    let (hist, errors) = shut_down(&ports, shared, workers, hist)?;
 
     let seconds = t_end.saturating_duration_since(t0).as_secs_f64().max(1e-9);
     let messages = hist.len();
@@ -247,18 +276,18 @@ fn measure(args: &Args, report: &mut Report) -> Result<(), String> {
     Ok(())
 }
 
-/// The end of a run: closing the port cancels every operation still pending (the
+/// The end of a run: closing the ports cancels every operation still pending (the
 /// receives, and sends a stalled server never took) and stops the workers; once they are
 /// joined, `drain` collects the cancelled packets with their buffers; only then are the
 /// sockets closed, after their last packet. Returns the merged latencies and the errors.
 fn shut_down(
-    port: &CompletionPort<Ctx>,
+    ports: &[CompletionPort<Ctx>],
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<Histogram<u64>>>,
     mut hist: Histogram<u64>,
 ) -> Result<(Histogram<u64>, conn::Errors), String> {
     shared.closing.store(true, Ordering::Release);
-    port.close();
+    ports.iter().for_each(CompletionPort::close);
     let mut panicked = false;
     for w in workers {
         match w.join() {
@@ -269,7 +298,7 @@ fn shut_down(
             Err(_) => panicked = true,
         }
     }
-    drop(port.drain());
+    ports.iter().for_each(|p| drop(p.drain()));
     let Ok(shared) = Arc::try_unwrap(shared) else {
         return Err("internal error: a thread still holds the connections".into());
     };
@@ -321,17 +350,18 @@ fn new_histogram() -> Result<Histogram<u64>, String> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).map_err(|e| format!("cannot create a histogram: {e}"))
 }
 
-/// Spawns the workers: each runs packets until the port closes, and returns the
-/// latencies it recorded.
+/// Spawns `n` workers, each port taking its share: each runs its port's packets until
+/// the port closes, and returns the latencies it recorded.
 fn spawn_workers(
-    port: &CompletionPort<Ctx>,
+    ports: &[CompletionPort<Ctx>],
     shared: &Arc<Shared>,
     n: usize,
     empty: &Histogram<u64>,
 ) -> Result<Vec<JoinHandle<Histogram<u64>>>, String> {
     let mut workers = Vec::with_capacity(n);
-    for i in 0..n {
-        let (p, shared, mut hist) = (port.clone(), Arc::clone(shared), empty.clone());
+    let homes = (0..ports.len()).flat_map(|p| std::iter::repeat_n(p, share(n, ports.len(), p)));
+    for (i, home) in homes.enumerate() {
+        let (p, shared, mut hist) = (ports[home].clone(), Arc::clone(shared), empty.clone());
         let spawned = std::thread::Builder::new().name(format!("load-worker-{i}")).spawn(move || {
             let mut batch = Vec::with_capacity(BATCH);
             loop {
@@ -349,7 +379,7 @@ fn spawn_workers(
         match spawned {
             Ok(h) => workers.push(h),
             Err(e) => {
-                port.close();
+                ports.iter().for_each(CompletionPort::close);
                 workers.into_iter().for_each(|w| drop(w.join()));
                 return Err(format!("cannot start a worker thread: {e}"));
             }
@@ -359,8 +389,8 @@ fn spawn_workers(
 }
 
 /// Open loop: posts one packet per message at the instant it is due, round-robin over
-/// the connections, until the run stops.
-fn pace(port: &CompletionPort<Ctx>, shared: &Shared, rate: f64, t0: Instant) {
+/// the connections (each to its connection's port), until the run stops.
+fn pace(ports: &[CompletionPort<Ctx>], shared: &Shared, rate: f64, t0: Instant) {
     let n = shared.conns.len() as u64;
     let due_at = |k: u64| Duration::try_from_secs_f64(k as f64 / rate).ok().and_then(|d| t0.checked_add(d));
     let mut k = 0u64;
@@ -370,7 +400,8 @@ fn pace(port: &CompletionPort<Ctx>, shared: &Shared, rate: f64, t0: Instant) {
         for _ in 0..10_000 {
             match due_at(k) {
                 Some(t) if t <= now => {
-                    if port.post((k % n) as usize, 0, Ctx::Pace(t)).is_err() {
+                    let conn = (k % n) as usize;
+                    if ports[conn % ports.len()].post(conn, 0, Ctx::Pace(t)).is_err() {
                         return;
                     }
                     k += 1;

@@ -107,6 +107,8 @@ pub struct Report {
     pub target_rate: Option<f64>,
     /// Connections asked for.
     pub connections: usize,
+    /// Completion ports the connections were spread over (`--ports`).
+    pub ports: usize,
     /// How connecting went.
     pub connect: Connect,
     /// Message size in bytes.
@@ -153,7 +155,7 @@ impl Report {
         };
         let mut s = format!(
             "target        {} ({mode}, {} B messages, pipeline {}, backend {})\n\
-             connections   {} of {}\n\
+             connections   {} of {}{}\n\
              connect (us)  {}\n\
              messages      {} in {:.3} s\n\
              rate          {:.0} msgs/s, {:.2} MiB/s\n\
@@ -165,6 +167,7 @@ impl Report {
             self.backend.unwrap_or("none"),
             self.connect.connected,
             self.connections,
+            if self.ports > 1 { format!(" on {} ports", self.ports) } else { String::new() },
             self.connect.time_us.text(false),
             self.messages,
             self.seconds,

@@ -43,6 +43,25 @@ fn load_closed_loop_against_a_std_echo_server_has_no_errors() {
     assert!(r["first_error"].is_null(), "{r}");
 }
 
+// Issue 9: `--ports 3` spreads the connections over three ports, each with its own
+// worker; every message of every connection still comes back checked, in closed and in
+// open loop (the pacer posts each connection's packets to that connection's port).
+#[test]
+fn load_on_three_ports_checks_every_echo() {
+    let server = EchoServer::start();
+    for extra in [&[][..], &["--rate", "2000"][..]] {
+        let mut args = vec!["--duration", "1s", "--connections", "7", "--ports", "3", "--workers", "3"];
+        args.extend_from_slice(extra);
+        let (code, r, stderr) = load_json(&server.addr(), &args);
+        assert_eq!(code, Some(0), "{extra:?}: stderr: {stderr}\nreport: {r}");
+        assert_eq!((u(&r, "ports"), u(&r, "connections")), (3, 7), "{r}");
+        assert!(u(&r, "messages") > 0, "{extra:?}: {r}");
+        for field in ["errors", "mismatches", "connection_errors", "unanswered", "unsent"] {
+            assert_eq!(u(&r, field), 0, "{extra:?}: {field} in {r}");
+        }
+    }
+}
+
 // The check is real: a server that flips one byte of each connection's echo is caught,
 // reported with the byte that differed, and the run exits 1.
 #[test]

@@ -59,3 +59,10 @@ fn serve_ports_beyond_workers_or_connections_is_a_usage_error() {
     usage_error(&["serve", "--ports", "3", "--workers", "2"], "--ports 3");
     usage_error(&["serve", "--ports", "2", "--workers", "2", "--max-connections", "1"], "--max-connections");
 }
+
+// Issue 9: every port of `load --ports N` needs a worker and a connection.
+#[test]
+fn load_ports_beyond_workers_or_connections_is_a_usage_error() {
+    usage_error(&["load", "--ports", "3", "--workers", "2"], "--ports 3");
+    usage_error(&["load", "--ports", "2", "--connections", "1"], "--connections");
+}
