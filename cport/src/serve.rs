@@ -84,10 +84,12 @@ pub struct Args {
     /// (e.g. 30s, 5m; default: never).
     #[arg(long, value_parser = units::parse_duration)]
     idle_timeout: Option<Duration>,
-    /// Send each echo eagerly: directly, when the socket can take it at once, without a
-    /// packet (skip-on-success). Off by default: measured on this machine, it helps one
-    /// connection at a time but costs a system call per message that the port otherwise
-    /// batches into its wait call when many connections are busy (docs/benchmarks.md).
+    /// Skip the port while a connection answers at once: send each echo directly when
+    /// the socket can take it, then receive the next message directly if it is already
+    /// there, up to 16 messages in a row (skip-on-success, the drain-until-it-would-block
+    /// loop of a readiness server). Costs a system call per step that the port otherwise
+    /// batches into its wait call; pays where clients answer at once, e.g. on the same
+    /// host (docs/benchmarks.md).
     #[arg(long)]
     eager: bool,
     /// Print the summary at exit as one JSON object on stdout (instead of a line on stderr).
@@ -184,6 +186,8 @@ struct Slots {
 
 /// At most one "descriptors ran out" warning this often.
 const WARN_EVERY: Duration = Duration::from_secs(10);
+/// `--eager`: most messages of one connection echoed in a row without the port.
+const EAGER_ROUNDS: usize = 16;
 
 impl Slots {
     /// Takes a slot for an accept, if one is free and descriptors have not run out; else
@@ -696,25 +700,68 @@ impl Server {
         if conn.closing.load(Ordering::Acquire) {
             return;
         }
-        let c2 = Arc::clone(&conn);
-        if !self.eager {
-            if let Err(e) = conn.handle.send(buf, Op::Send(c2)) {
-                tracing::debug!(error = %e.error, "send refused");
-            }
-            return;
+        if self.eager {
+            return self.echo_eagerly(conn, buf);
         }
-        // Usually the socket takes the echo at once: then no packet is queued, and the
-        // completion is handled right here.
-        match conn.handle.send_eager(buf, Op::Send(c2)) {
-            Ok(Started::Done(done)) => self.handle_done(done),
-            Ok(Started::Pending(_)) => {}
-            Err(e) => tracing::debug!(error = %e.error, "send refused"),
+        let c2 = Arc::clone(&conn);
+        if let Err(e) = conn.handle.send(buf, Op::Send(c2)) {
+            tracing::debug!(error = %e.error, "send refused");
         }
     }
 
-    fn handle_done(&self, mut p: Completion<Op>) {
-        if let Op::Send(conn) = std::mem::replace(&mut p.context, Op::Accept) {
-            self.sent(conn, p);
+    /// `--eager`: sends `buf` and, once the socket has taken it, receives the next
+    /// message at once, for as long as each step completes immediately (skip-on-success),
+    /// at most [`EAGER_ROUNDS`] messages in a row. This is the loop of a readiness server
+    /// that drains a socket until it would block: a client that answers at once (one on
+    /// the same host, which the send woke on this CPU) is served again without a packet
+    /// or a trip through the port. The first step that cannot complete at once is left
+    /// to the port, as is the next message after the last round, so that one busy
+    /// connection cannot hold a worker.
+    fn echo_eagerly(&self, conn: Arc<Conn>, mut buf: Vec<u8>) {
+        for _ in 0..EAGER_ROUNDS {
+            let c2 = Arc::clone(&conn);
+            let sent = match conn.handle.send_eager(buf, Op::Send(c2)) {
+                Ok(Started::Done(done)) => done,
+                Ok(Started::Pending(_)) => return, // the packet comes later, to `sent`
+                Err(e) => return tracing::debug!(error = %e.error, "send refused"),
+            };
+            let cancelled = sent.is_cancelled();
+            buf = sent.buffer.unwrap_or_default();
+            match sent.result {
+                Ok(n) if n < buf.len() => {
+                    conn.touch();
+                    buf.drain(..n); // a partial send: send the rest first
+                    continue;
+                }
+                Ok(_) => conn.touch(),
+                Err(e) => return self.failed(&e, cancelled),
+            }
+            if self.zero_byte_receive || conn.closing.load(Ordering::Acquire) {
+                return self.next_message(conn, buf);
+            }
+            buf.clear();
+            let c2 = Arc::clone(&conn);
+            let received = match conn.handle.recv_eager(buf, Op::Recv(c2)) {
+                Ok(Started::Done(done)) => done,
+                Ok(Started::Pending(_)) => return, // the packet comes later, to `received`
+                Err(e) => return tracing::debug!(error = %e.error, "receive refused"),
+            };
+            let cancelled = received.is_cancelled();
+            buf = received.buffer.unwrap_or_default();
+            match received.result {
+                Ok(0) => return, // the peer's FIN: everything was echoed; dropping `conn` closes
+                Ok(n) => {
+                    conn.touch();
+                    self.stats.messages.fetch_add(1, Ordering::Relaxed);
+                    self.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) => return self.failed(&e, cancelled),
+            }
+        }
+        // Enough rounds in a row: the echo of the last message goes through the port.
+        let c2 = Arc::clone(&conn);
+        if let Err(e) = conn.handle.send(buf, Op::Send(c2)) {
+            tracing::debug!(error = %e.error, "send refused");
         }
     }
 

@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+/// Most echoes of one connection taken in a row without the port (see `Shared::on_recv`).
+const EAGER_ROUNDS: usize = 16;
+
 /// What a packet is for. Operation packets carry the connection index as their key (the
 /// handle's key); pacing packets are posted with the same key.
 #[derive(Debug)]
@@ -246,34 +249,50 @@ impl Shared {
         }
     }
 
+    /// An echo arrived: checks it, sends what is due, and receives again. While the
+    /// next echo is already there (a server on the same host that the send woke on this
+    /// CPU answers at once), it is taken at once, without a packet (skip-on-success), at
+    /// most [`EAGER_ROUNDS`] in a row before the port takes over again.
     fn on_recv(
         &self,
         conn: &Conn,
         st: &mut State,
-        result: io::Result<usize>,
+        mut result: io::Result<usize>,
         mut buf: Vec<u8>,
         hist: &mut Histogram<u64>,
     ) {
-        if st.failed || self.closing.load(Ordering::Acquire) {
-            return;
-        }
-        match result {
-            Err(e) => self.fail(conn, st, false, format!("recv: {e}")),
-            Ok(0) if self.stopping.load(Ordering::Acquire) && st.in_flight.is_empty() => {}
-            Ok(0) => self.fail(conn, st, false, "the server closed the connection".into()),
-            Ok(n) => {
-                match st.check(conn.index, self.size, &buf[..n.min(buf.len())], hist) {
-                    Ok(done) => {
-                        self.messages.fetch_add(done, Ordering::Relaxed);
-                    }
-                    Err(msg) => return self.fail(conn, st, true, msg),
+        for round in 1.. {
+            if st.failed || self.closing.load(Ordering::Acquire) {
+                return;
+            }
+            let n = match result {
+                Err(e) => return self.fail(conn, st, false, format!("recv: {e}")),
+                Ok(0) if self.stopping.load(Ordering::Acquire) && st.in_flight.is_empty() => return,
+                Ok(0) => return self.fail(conn, st, false, "the server closed the connection".into()),
+                Ok(n) => n,
+            };
+            match st.check(conn.index, self.size, &buf[..n.min(buf.len())], hist) {
+                Ok(done) => {
+                    self.messages.fetch_add(done, Ordering::Relaxed);
                 }
-                self.refill(conn, st);
-                self.kick_send(conn, st);
-                buf.clear();
+                Err(msg) => return self.fail(conn, st, true, msg),
+            }
+            self.refill(conn, st);
+            self.kick_send(conn, st);
+            buf.clear();
+            if round == EAGER_ROUNDS {
                 if let Err(e) = conn.handle.recv(buf, Ctx::Recv) {
                     self.refused(conn, st, "recv", e);
                 }
+                return;
+            }
+            match conn.handle.recv_eager(buf, Ctx::Recv) {
+                Ok(Started::Done(done)) => {
+                    let (_, r, _, b) = done.into_parts();
+                    (result, buf) = (r, b.unwrap_or_default());
+                }
+                Ok(Started::Pending(_)) => return,
+                Err(e) => return self.refused(conn, st, "recv", e),
             }
         }
     }

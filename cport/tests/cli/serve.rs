@@ -590,6 +590,47 @@ fn serve_on_two_ports_serves_every_client() {
     assert_eq!(summary["errors"], 0, "{summary}");
 }
 
+/// Issue 9: `--eager` echoes without the port while a client answers at once (send, then
+/// receive the next message directly, 16 in a row at most), and falls back to the port
+/// for everything else: messages longer than the 1 KiB buffer (several receives each), and
+/// a client that sends 4 MiB before reading (sends that the socket cannot take at once,
+/// partial ones included). Every byte comes back in order, in both layouts.
+#[test]
+fn serve_eager_echoes_every_byte() {
+    for layout in [&[][..], &["--ports", "2"][..]] {
+        let mut flags = vec!["--eager", "--buffer-size", "1K", "--json"];
+        flags.extend_from_slice(layout);
+        let server = Server::start(&flags);
+        let mut sent = 0u64;
+        let mut clients: Vec<TcpStream> = (0..4).map(|_| server.connect()).collect();
+        for round in 0..60usize {
+            for (i, c) in clients.iter_mut().enumerate() {
+                let len = 1 + (round * 97 + i * 31) % 3000;
+                let msg: Vec<u8> = (0..len).map(|k| (k * 7 + round + i) as u8).collect();
+                echo_round_trip(c, &msg);
+                sent += len as u64;
+            }
+        }
+        let mut bulk = server.connect();
+        let blob: Vec<u8> = (0..4usize << 20).map(|k| (k % 251) as u8).collect();
+        let mut reader = bulk.try_clone().unwrap();
+        let expected = blob.clone();
+        let echo = thread::spawn(move || {
+            let mut back = vec![0u8; expected.len()];
+            reader.read_exact(&mut back).unwrap();
+            back == expected
+        });
+        bulk.write_all(&blob).unwrap();
+        assert!(echo.join().unwrap(), "{layout:?}: the bulk echo differs");
+        sent += blob.len() as u64;
+        drop((clients, bulk));
+        let summary = server.terminate().json_summary();
+        assert_eq!(summary["bytes"], sent, "{layout:?}: {summary}");
+        assert_eq!(summary["connections"], 5, "{layout:?}: {summary}");
+        assert_eq!(summary["errors"], 0, "{layout:?}: {summary}");
+    }
+}
+
 /// Issue 9: with `--ports 2 --max-connections 3` the ports take shares of 2 and 1, so the
 /// server as a whole never holds more than 3 connections, however the kernel spreads them.
 #[test]
