@@ -18,9 +18,23 @@ import statistics
 import subprocess
 import sys
 
-NAMES = {"cport": "cport serve", "cport-ports": "cport serve --ports N", "cport-epoll": "cport serve (epoll)",
-         "tokio": "tokio", "monoio": "monoio", "compio": "compio",
-         "mio": "mio", "threads": "std thread/conn"}
+NAMES = {"tokio": "tokio", "monoio": "monoio", "compio": "compio", "mio": "mio", "threads": "std thread/conn"}
+
+
+def server_label(server):
+    """A server's name in tables: cport variants spelled as their flags."""
+    if not ours(server):
+        return NAMES.get(server, server)
+    parts = server.split("-")[1:]
+    flags = "".join({"ports": " --ports N", "eager": " --eager"}.get(p, "") for p in parts)
+    return "cport serve" + flags + (" (epoll)" if "epoll" in parts else "")
+
+
+def order(server):
+    """Table order: cport variants first (shortest name first), then the peers as listed."""
+    if ours(server):
+        return (0, len(server), server)
+    return (1, list(NAMES).index(server) if server in NAMES else 99, server)
 
 
 def ours(server):
@@ -28,7 +42,8 @@ def ours(server):
     return server.startswith("cport")
 
 
-OURS_COLORS = {"cport": "black", "cport-ports": "dimgray", "cport-epoll": "darkgray"}
+OURS_COLORS = {"cport": "black", "cport-ports": "dimgray", "cport-epoll": "darkgray",
+               "cport-eager": "dimgray", "cport-ports-eager": "black"}
 
 
 def load(path):
@@ -91,10 +106,10 @@ def report(runs):
     servers = []
     for per in matrix.values():
         servers += [s for s in per if s not in servers]
-    servers.sort(key=lambda s: list(NAMES).index(s) if s in NAMES else 99)
+    servers.sort(key=order)
     out = []
     stats = {c: {s: summary(rows) for s, rows in per.items()} for c, per in matrix.items()}
-    out.append("| cell | " + " | ".join(NAMES.get(s, s) for s in servers) + " |")
+    out.append("| cell | " + " | ".join(server_label(s) for s in servers) + " |")
     out.append("|---|" + "---|" * len(servers))
     for c, per in stats.items():
         peers = {s: v for s, v in per.items() if not ours(s)}
@@ -124,7 +139,7 @@ def report(runs):
     out.append(f"Runs with errors: {errs if errs else 'none'}.")
     out.append("")
     for mine in [s for s in servers if ours(s)]:
-        out.append(f"{NAMES.get(mine, mine)} against the best peer (rate) and the lowest peer CPU per message:")
+        out.append(f"{server_label(mine)} against the best peer (rate) and the lowest peer CPU per message:")
         out.append("")
         for c, per in stats.items():
             if mine not in per:
@@ -135,8 +150,8 @@ def report(runs):
             bs = max(peers, key=lambda s: peers[s]["rate"])
             ls = min(peers, key=lambda s: peers[s]["us"])
             v = per[mine]
-            out.append(f"- {cell_label(c)}: {v['rate'] / peers[bs]['rate']:.2f}x the rate of {NAMES.get(bs, bs)}, "
-                       f"{v['us'] / peers[ls]['us']:.2f}x the CPU/msg of {NAMES.get(ls, ls)}, busy {v['busy']:.2f}")
+            out.append(f"- {cell_label(c)}: {v['rate'] / peers[bs]['rate']:.2f}x the rate of {server_label(bs)}, "
+                       f"{v['us'] / peers[ls]['us']:.2f}x the CPU/msg of {server_label(ls)}, busy {v['busy']:.2f}")
         out.append("")
     out.append("Every run (msgs/s, server µs/msg, busy), in the order they ran:")
     out.append("")
@@ -147,7 +162,7 @@ def report(runs):
             if s in per:
                 cells = ", ".join(f"{(num(r.get('msgs_per_sec')) or 0) / 1000:.1f}k/{num(r.get('server_us_per_msg')) or float('nan'):.2f}/"
                                   f"{num(r.get('busy')) or float('nan'):.2f}" for r in sorted(per[s], key=lambda r: r["run"]))
-                out.append(f"| {cell_label(c)} | {NAMES.get(s, s)} | {cells} |")
+                out.append(f"| {cell_label(c)} | {server_label(s)} | {cells} |")
     lc = [r for r in runs if r.get("group") == "load"]
     if lc:
         out.append("")
@@ -162,11 +177,14 @@ def report(runs):
             v = summary(rows)
             out.append(f"| {cl} | {v['rate'] / 1000:.1f}k | {v['cus']:.2f} | {v['us']:.2f} | {v['busy']:.2f} | {share(v)} | {v['errors']} | "
                        + ", ".join(f"{x / 1000:.1f}k" for x in v["rates"]) + " |")
-        if "blocking" in by and "cport-load" in by:
-            b, l = summary(by["blocking"]), summary(by["cport-load"])
+        if "blocking" in by:
+            b = summary(by["blocking"])
             out.append("")
-            out.append(f"cport load / blocking client: {l['rate'] / b['rate']:.2f}x the rate, "
-                       f"{l['cus'] / b['cus']:.2f}x the client CPU per message.")
+            for cl, label in (("cport-load", "cport load"), ("cport-load-ports", "cport load --ports")):
+                if cl in by:
+                    v = summary(by[cl])
+                    out.append(f"{label} / blocking client: {v['rate'] / b['rate']:.2f}x the rate, "
+                               f"{v['cus'] / b['cus']:.2f}x the client CPU per message.")
     return "\n".join(out)
 
 
@@ -198,7 +216,7 @@ def plot(runs, dst, title):
     servers = []
     for per in matrix.values():
         servers += [s for s in per if s not in servers]
-    servers.sort(key=lambda s: list(NAMES).index(s) if s in NAMES else 99)
+    servers.sort(key=order)
     cells = list(matrix)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
     width = 0.8 / max(len(servers), 1)
@@ -217,7 +235,7 @@ def plot(runs, dst, title):
                 lo.append(m - min(vals) if vals else 0)
                 hi.append(max(vals) - m if vals else 0)
             xs = [x + i * width for x in range(len(cells))]
-            bars = ax.bar(xs, meds, width, yerr=[lo, hi], capsize=2, label=NAMES.get(s, s),
+            bars = ax.bar(xs, meds, width, yerr=[lo, hi], capsize=2, label=server_label(s),
                           color=colors.get(s, OURS_COLORS.get(s)))
             colors[s] = bars.patches[0].get_facecolor()
             if key == "server_share":

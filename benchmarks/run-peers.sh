@@ -21,8 +21,9 @@
 # Flags: --runs N, --seconds S, --servers a,b,... (names: cport tokio monoio compio mio
 # threads), --cells 64x50,64x500,4096x50, --no-load (skip the cport load cell),
 # --no-build, --no-plot. Server names beyond the peers: cport-ports (cport serve --ports
-# THREADS, one completion port per worker) and cport-epoll (cport serve on the epoll
-# backend). Environment (defaults in brackets):
+# THREADS, one completion port per worker), cport-eager (serve --eager), cport-epoll
+# (the epoll backend), and their combinations (cport-ports-eager, ...). Environment
+# (defaults in brackets):
 #   CPORT_BIN [target/release/cport]   the cport binary whose `serve` and `load` are measured
 #   PEERS_BIN [target/release/peers]   the peer servers and the blocking client
 #   (setting either one skips `cargo build` for it; --no-build skips both)
@@ -107,11 +108,18 @@ start_server() {
   local name=$1 log=$2
   next_port
   case $name in
-    cport|cport-ports|cport-epoll)
-      # cport-ports: one completion port per worker thread; cport-epoll: the epoll backend.
-      local layout=() backend=${COMPLETION_PORT_BACKEND:-auto}
-      [ "$name" = cport-ports ] && layout=(--ports "$THREADS")
-      [ "$name" = cport-epoll ] && backend=epoll
+    cport|cport-*)
+      # Name parts after "cport": -ports (one completion port per worker thread), -epoll
+      # (the epoll backend), -eager (serve --eager), in any combination.
+      local layout=() backend=${COMPLETION_PORT_BACKEND:-auto} part
+      for part in $(tr '-' ' ' <<<"${name#cport}"); do
+        case $part in
+          ports) layout+=(--ports "$THREADS") ;;
+          epoll) backend=epoll ;;
+          eager) layout+=(--eager) ;;
+          *) echo "run-peers.sh: unknown cport variant $name" >&2; exit 2 ;;
+        esac
+      done
       # shellcheck disable=SC2086
       COMPLETION_PORT_BACKEND=$backend taskset -c "$SERVER_CPUS" "$CPORT_BIN" serve --addr "127.0.0.1:$port" \
         --workers "$THREADS" "${layout[@]}" $CPORT_SERVE_ARGS >"$log" 2>&1 & ;;
@@ -160,7 +168,7 @@ PY
 
 IFS=, read -ra servers <<<"$SERVERS"
 IFS=, read -ra cells <<<"$CELLS"
-runs_total=$(( ${#cells[@]} * ${#servers[@]} * RUNS + (LOAD_CELL == 1 ? 2 * RUNS : 0) ))
+runs_total=$(( ${#cells[@]} * ${#servers[@]} * RUNS + (LOAD_CELL == 1 ? 3 * RUNS : 0) ))
 echo "run-peers.sh: $runs_total runs of ${SECONDS_PER_RUN}s (+${WARMUP}s warm-up); server on CPUs $SERVER_CPUS, client on $CLIENT_CPUS; raw output in $raw"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 t_start=$(date +%s)
@@ -184,8 +192,9 @@ done
 
 if [ "$LOAD_CELL" = 1 ]; then
   # cport load against the mio server, next to the blocking client: 64 B x 50, alternated.
+  # cport-load: one port shared by the workers; cport-load-ports: a port per worker.
   for run in $(seq "$RUNS"); do
-    for client in blocking cport-load; do
+    for client in blocking cport-load cport-load-ports; do
       n=$((n + 1))
       f=$raw/load-$client-$run
       start_server mio "$f.log"
@@ -195,8 +204,10 @@ if [ "$LOAD_CELL" = 1 ]; then
         # cport load runs WARMUP + window + 0.5 s; its CPU and the server's are sampled over
         # the window (after its connections are up and the warm-up has passed).
         dur=$(python3 -c "print($WARMUP + $SECONDS_PER_RUN + 0.5)")
+        ports=1
+        [ "$client" = cport-load-ports ] && ports=$THREADS
         taskset -c "$CLIENT_CPUS" "$CPORT_BIN" load --addr "127.0.0.1:$port" --connections 50 --size 64 \
-          --duration "${dur}s" --workers "$THREADS" --json >"$f.load.json" 2>"$f.load.err" &
+          --duration "${dur}s" --workers "$THREADS" --ports "$ports" --json >"$f.load.json" 2>"$f.load.err" &
         load_pid=$!
         taskset -c "$CLIENT_CPUS" "$PEERS_BIN" sample --pid "$srv_pid" --pid "$load_pid" --delay "$WARMUP" \
           --seconds "$SECONDS_PER_RUN" --cpus "$BUSY_CPUS" >"$f.sample.json" || true
