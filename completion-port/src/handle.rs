@@ -185,6 +185,22 @@ impl<C: Send + 'static> Handle<C> {
         buffer: Option<Buffer>,
         context: C,
     ) -> Result<OpId<C>, SubmitError<C>> {
+        let (driver, op) = self.prepare(request, buffer, context)?;
+        // Handed to the kernel now (H9), unless this thread is inside a `batch` section,
+        // which submits when it ends.
+        driver.submit(op).map(OpId).inspect_err(|_| {
+            self.o.shared.op_finished();
+        })
+    }
+
+    /// Checks an operation and makes its [`OpData`], counted as started on the handle;
+    /// the caller submits it to the driver returned with it.
+    fn prepare(
+        &self,
+        request: Request,
+        buffer: Option<Buffer>,
+        context: C,
+    ) -> Result<(&crate::sys::Driver<C>, OpData<C>), SubmitError<C>> {
         if let Err(e) = request
             .check_args(buffer.as_ref())
             .and_then(|()| self.o.shared.kind.check(&request, self.o.shared.fd.as_fd()))
@@ -204,11 +220,26 @@ impl<C: Send + 'static> Handle<C> {
         self.o.shared.op_started();
         let op =
             OpData { handle: Arc::clone(&self.o.shared), key: self.o.shared.key, request, buffer, context };
-        // Handed to the kernel now (H9), unless this thread is inside a `batch` section,
-        // which submits when it ends.
-        driver.submit(op).map(OpId).inspect_err(|_| {
-            self.o.shared.op_finished();
-        })
+        Ok((driver, op))
+    }
+
+    /// The eager form of `submit`, for a backend that makes the attempt itself
+    /// ([`Driver::attempts_eagerly`](crate::sys::Driver::attempts_eagerly)).
+    fn submit_eager(
+        &self,
+        request: Request,
+        buffer: Buffer,
+        context: C,
+    ) -> Result<Started<C>, SubmitError<C>> {
+        let (driver, op) = self.prepare(request, Some(buffer), context)?;
+        match driver.submit_eager(op) {
+            Ok(Ok(done)) => Ok(Started::Done(done)),
+            Ok(Err(op_ref)) => Ok(Started::Pending(OpId(op_ref))),
+            Err(e) => {
+                self.o.shared.op_finished();
+                Err(e)
+            }
+        }
     }
 
     /// Reads into `buf` (up to its capacity) from `offset` (`pread`; docs/semantics.md F1). Many
@@ -352,6 +383,9 @@ impl<C: Send + 'static> Handle<C> {
         if let Err(e) = self.check_eager(&Request::Send, &buf) {
             return Err(SubmitError::new(e, context, Some(buf)));
         }
+        if self.attempts_eagerly() {
+            return self.submit_eager(Request::Send, buf, context);
+        }
         match crate::sys::eager::send(self.o.shared.fd.as_fd(), &mut buf) {
             Some(result) => Ok(Started::Done(self.immediate(result, buf, context))),
             None => self.send(buf, context).map(Started::Pending),
@@ -374,10 +408,19 @@ impl<C: Send + 'static> Handle<C> {
         if buf.room() == 0 {
             return self.recv(buf, context).map(Started::Pending);
         }
+        if self.attempts_eagerly() {
+            return self.submit_eager(Request::Recv, buf, context);
+        }
         match crate::sys::eager::recv(self.o.shared.fd.as_fd(), &mut buf) {
             Some(result) => Ok(Started::Done(self.immediate(result, buf, context))),
             None => self.recv(buf, context).map(Started::Pending),
         }
+    }
+
+    /// Whether the backend makes eager attempts itself (epoll: it knows when the
+    /// descriptor is not ready, and skips the system call then).
+    fn attempts_eagerly(&self) -> bool {
+        self.o.port.existing_driver().is_some_and(crate::sys::Driver::attempts_eagerly)
     }
 
     fn check_eager(&self, request: &Request, buf: &Buffer) -> io::Result<()> {

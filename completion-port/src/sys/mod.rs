@@ -168,6 +168,29 @@ impl<C: Send + 'static> Driver<C> {
         }
     }
 
+    /// Whether the backend makes eager attempts itself ([`submit_eager`](Self::submit_eager)):
+    /// epoll, which knows when a descriptor is not ready. Elsewhere the caller tries the
+    /// system call directly, then submits.
+    pub(crate) fn attempts_eagerly(&self) -> bool {
+        matches!(self, Driver::Epoll(_))
+    }
+
+    /// Starts an operation eagerly: `Ok(Ok(completion))` if it completed at submission
+    /// (no packet follows), `Ok(Err(op))` if it is in flight (its packet follows). Without
+    /// [`attempts_eagerly`](Self::attempts_eagerly), a plain submission.
+    pub(crate) fn submit_eager(
+        &self,
+        op: OpData<C>,
+    ) -> Result<Result<Completion<C>, OpRef<C>>, SubmitError<C>> {
+        match self {
+            Driver::Epoll(e) => e.submit_eager(op).map(|started| match started {
+                epoll::Eager::Done(c) => Ok(c),
+                epoll::Eager::Pending(r) => Err(OpRef::Epoll(r)),
+            }),
+            _ => self.submit(op).map(Err),
+        }
+    }
+
     /// Hands queued submissions (a transient submit failure's) to the kernel.
     pub(crate) fn flush(&self) {
         match self {

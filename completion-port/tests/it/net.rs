@@ -203,3 +203,29 @@ fn h2_eager_send_and_recv_skip_the_port_on_success() {
     assert_eq!(c.bytes().unwrap(), 0, "end of stream is an immediate Ok(0) (N3)");
     assert!(port.get(Some(Duration::from_millis(30))).is_err(), "no packet for eager successes");
 }
+
+// Rule H2 (skip-on-success): an eager receive that cannot complete at once is an ordinary
+// operation, however often that happens in a row: after a would-block (which the epoll
+// backend remembers, and then skips the system call), a second eager receive still gets
+// the data that comes later, in exactly one packet.
+#[test]
+fn h2_eager_recv_after_would_block_still_gets_its_packet() {
+    use completion_port::Started;
+    let port = CompletionPort::<&str>::new(1);
+    let (ours, mut peer) = pair(&port, 9);
+    let Started::Pending(first) = ours.recv_eager(Vec::with_capacity(16), "first").unwrap() else {
+        panic!("no data was there");
+    };
+    ours.cancel(&first).unwrap();
+    let p = get(&port);
+    assert_eq!(p.context, "first");
+    assert!(p.is_cancelled(), "{:?}", p.result);
+    let Started::Pending(second) = ours.recv_eager(Vec::with_capacity(16), "second").unwrap() else {
+        panic!("still no data");
+    };
+    peer.write_all(b"late").unwrap();
+    let p = get(&port);
+    assert_eq!((p.context, p.buffer.as_deref()), ("second", Some(&b"late"[..])));
+    assert!(second.is_done());
+    assert!(port.get(Some(Duration::from_millis(30))).is_err(), "exactly one packet");
+}

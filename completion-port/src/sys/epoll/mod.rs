@@ -140,6 +140,14 @@ impl<C> OpRef<C> {
     }
 }
 
+/// What an eager submission became.
+pub(crate) enum Eager<C> {
+    /// Completed at submission; no packet will follow.
+    Done(Completion<C>),
+    /// In flight (or completed at submission with its packet queued).
+    Pending(OpRef<C>),
+}
+
 /// Where an operation waits.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Side {
@@ -243,6 +251,27 @@ impl<C: Send + 'static> Epoll<C> {
 
     /// Starts one operation. See the module documentation for who performs its call.
     pub(crate) fn submit(&self, data: OpData<C>) -> Result<OpRef<C>, SubmitError<C>> {
+        self.start(data, false).map(|started| match started {
+            Eager::Pending(op_ref) => op_ref,
+            // Not produced when `eager` is false; were it, its packet is queued as usual.
+            Eager::Done(c) => {
+                self.shared.in_flight.fetch_add(1, SeqCst);
+                self.shared.push_ready(vec![c]);
+                OpRef { mark: Weak::new(), home: Weak::new() }
+            }
+        })
+    }
+
+    /// Starts one operation eagerly (skip-on-success): a socket operation that the
+    /// attempt at submission completes is returned, with no packet; one that the
+    /// descriptor is known not to be ready for is queued without a system call (its
+    /// readiness flag, set by every event and cleared by `EAGAIN` under the descriptor's
+    /// lock, says so), where a separate attempt before submitting would make one more.
+    pub(crate) fn submit_eager(&self, data: OpData<C>) -> Result<Eager<C>, SubmitError<C>> {
+        self.start(data, true)
+    }
+
+    fn start(&self, data: OpData<C>, eager: bool) -> Result<Eager<C>, SubmitError<C>> {
         let Some(fs) = fd_state::<C>(&data.handle).cloned() else {
             let e = io::Error::other("the descriptor was not registered with the epoll backend");
             return Err(SubmitError::new(e, data.context, data.buffer));
@@ -253,7 +282,7 @@ impl<C: Send + 'static> Epoll<C> {
             Side::Pool => {
                 let p = Pending::new(data);
                 let op_ref = OpRef { mark: Arc::downgrade(&p.mark), home };
-                sh.pool.submit(sh, p).map(|()| op_ref).map_err(|(e, p)| {
+                sh.pool.submit(sh, p).map(|()| Eager::Pending(op_ref)).map_err(|(e, p)| {
                     SubmitError::new(e.unwrap_or_else(super::closed_error), p.data.context, p.data.buffer)
                 })
             }
@@ -267,7 +296,7 @@ impl<C: Send + 'static> Epoll<C> {
                 // Shutdown and sync never answer `EAGAIN`; if one did, it would be its result.
                 let done = attempt::attempt(&mut p).unwrap_or_else(Done::would_block);
                 sh.push_ready(vec![complete(p.data, done)]);
-                Ok(op_ref)
+                Ok(Eager::Pending(op_ref))
             }
             dir => {
                 let mut q = lock(&fs.q);
@@ -286,13 +315,13 @@ impl<C: Send + 'static> Epoll<C> {
                         match attempt::attempt(&mut p) {
                             Some(done) => {
                                 sh.push_ready(vec![complete(p.data, done)]);
-                                return Ok(op_ref);
+                                return Ok(Eager::Pending(op_ref));
                             }
                             None => q.read_ready = false,
                         }
                     }
                     q.probes.push(p);
-                    return Ok(op_ref);
+                    return Ok(Eager::Pending(op_ref));
                 }
                 let (queue, ready) = match dir {
                     Side::Read => (&mut q.read, &mut q.read_ready),
@@ -300,16 +329,21 @@ impl<C: Send + 'static> Epoll<C> {
                 };
                 if queue.is_empty() && (*ready || p.starts_connect()) {
                     match attempt::attempt(&mut p) {
+                        Some(done) if eager => {
+                            // Returned to the caller: it never enters the port.
+                            sh.in_flight.fetch_sub(1, SeqCst);
+                            return Ok(Eager::Done(complete(p.data, done)));
+                        }
                         Some(done) => {
                             let c = complete(p.data, done);
                             sh.push_ready(vec![c]);
-                            return Ok(op_ref);
+                            return Ok(Eager::Pending(op_ref));
                         }
                         None => *ready = false,
                     }
                 }
                 queue.push_back(p);
-                Ok(op_ref)
+                Ok(Eager::Pending(op_ref))
             }
         }
     }
