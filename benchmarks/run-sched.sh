@@ -10,13 +10,16 @@
 #   benchmarks/run-sched.sh [ROUNDS]      # default 2 rounds, about 2 minutes
 #
 # Needs: release builds of cport and peers (cargo build --release -p cport -p benchmarks),
-# perf (linux-perf), python3, taskset. Environment: CPORT_BIN, PEERS_BIN, SECONDS_PER_RUN [4].
+# perf (linux-perf), python3, taskset. Environment: CPORT_BIN, PEERS_BIN, SECONDS_PER_RUN [4],
+# SERVERS [cport-uring cport-uring-eager cport-epoll cport-epoll-eager mio monoio] (the
+# -eager variants run `cport serve --eager`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-2}
 CPORT_BIN=${CPORT_BIN:-target/release/cport}
 PEERS_BIN=${PEERS_BIN:-target/release/peers}
 SECS=${SECONDS_PER_RUN:-4}
+SERVERS=${SERVERS:-cport-uring cport-uring-eager cport-epoll cport-epoll-eager mio monoio}
 for tool in perf python3 taskset; do
   command -v $tool >/dev/null || { echo "run-sched.sh: $tool is needed" >&2; exit 1; }
 done
@@ -27,10 +30,14 @@ port=7600
 # start NAME CPUS: starts server NAME pinned to CPUS on $port; sets SP and COMM.
 start() {
   case $1 in
-    cport-uring) COMPLETION_PORT_BACKEND=uring taskset -c "$2" "$CPORT_BIN" serve --addr 127.0.0.1:$port --workers 1 >/dev/null 2>&1 & COMM=cport-serve ;;
-    cport-epoll) COMPLETION_PORT_BACKEND=epoll taskset -c "$2" "$CPORT_BIN" serve --addr 127.0.0.1:$port --workers 1 >/dev/null 2>&1 & COMM=cport-serve ;;
+    cport-uring|cport-epoll|cport-uring-eager|cport-epoll-eager)
+      local backend=${1#cport-} flags=()
+      [[ $backend == *-eager ]] && flags=(--eager)
+      COMPLETION_PORT_BACKEND=${backend%-eager} taskset -c "$2" "$CPORT_BIN" serve --addr 127.0.0.1:$port --workers 1 \
+        "${flags[@]}" >/dev/null 2>&1 & COMM=cport-serve ;;
     mio) taskset -c "$2" "$PEERS_BIN" mio --port $port --threads 1 >/dev/null 2>&1 & COMM=mio- ;;
     monoio) taskset -c "$2" "$PEERS_BIN" monoio --port $port --threads 1 >/dev/null 2>&1 & COMM=monoio ;;
+    *) echo "run-sched.sh: unknown server $1" >&2; exit 2 ;;
   esac
   SP=$!
   for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && return; sleep 0.05; done
@@ -40,7 +47,7 @@ start() {
 printf '%-12s %-10s %9s %8s %8s %9s %10s\n' server placement msgs/s srv_us cl_us same_cpu preempt/wk
 for r in $(seq "$ROUNDS"); do
   for placement in co-located separated; do
-    for s in cport-uring cport-epoll mio monoio; do
+    for s in $SERVERS; do
       port=$((port + 1))
       if [ $placement = co-located ]; then scpu=0,1; ccpu=0,1; else scpu=0; ccpu=1; fi
       start $s $scpu
