@@ -116,7 +116,7 @@ pub(crate) unsafe fn submit_read(
     // SAFETY: `ov` is the caller's OVERLAPPED, valid until the packet (Windows' contract).
     unsafe { write_overlapped(ov, status::STATUS_PENDING, 0) };
     let mut pending = lock(&obj.pending);
-    if obj.socket && asked > 0 && obj.skip_on_success.load(Ordering::Relaxed) {
+    if obj.socket && asked > 0 {
         let r = h.recv_eager(buf, ctx);
         return started(obj, ov, pending, r);
     }
@@ -130,8 +130,14 @@ pub(crate) unsafe fn submit_read(
     }
 }
 
-/// The outcome of an eager (skip-on-success) submission: completed at once (the caller's
-/// buffers and `OVERLAPPED` filled in, no packet), or pending.
+/// The outcome of an eager submission on a socket, which is how every socket read and
+/// write starts (one system call when the socket is ready, none through the ring): pending
+/// (a packet will come), or completed at once. Completed at once, it returns the byte
+/// count as Windows does (the call returns success), and its packet is queued all the
+/// same unless `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` is set (then the caller's buffers
+/// and `OVERLAPPED` are filled in here, and no packet comes). An immediate failure queues
+/// no packet in either mode; the rest of a partial send continues as an overlapped
+/// operation (`ERROR_IO_PENDING`, one packet once all of it is sent).
 fn started(
     obj: &Arc<IoObj>,
     ov: usize,
@@ -145,6 +151,20 @@ fn started(
         }
         Ok(Started::Done(c)) => {
             drop(pending);
+            if let (false, Some(bytes)) = (obj.skip_on_success.load(Ordering::Relaxed), whole_success(&c)) {
+                let port = lock(&obj.assoc).as_ref().map(|a| a.port.clone());
+                if let Some(port) = port {
+                    // The OVERLAPPED says "done" before the packet can be taken (and the
+                    // OVERLAPPED reused by whoever takes it).
+                    // SAFETY: `ov` is the caller's OVERLAPPED, valid until its packet is taken.
+                    unsafe { write_overlapped(ov, status::STATUS_SUCCESS, bytes as usize) };
+                    match port.post_completion(c) {
+                        Ok(()) => return Ok(bytes),
+                        // The port was closed meanwhile: nobody will take the packet.
+                        Err(c) => return deliver(*c).map_or(Err(ERROR_IO_PENDING), |d| Ok(d.bytes)),
+                    }
+                }
+            }
             match deliver(c) {
                 Some(d) if d.error == 0 => Ok(d.bytes),
                 Some(d) => Err(d.error),
@@ -153,6 +173,16 @@ fn started(
             }
         }
         Err(e) => Err(submit_failed(ov, &e.error, obj.socket)),
+    }
+}
+
+/// The byte count of an immediate completion that is the whole operation's success (not
+/// an error, not the first part of a send that must go on).
+fn whole_success(c: &completion_port::Completion<Ctx>) -> Option<u32> {
+    let n = *c.result.as_ref().ok()?;
+    match &c.context.op {
+        Op::Write { done, regions } if done + n < regions.total() => None,
+        _ => u32::try_from(n).ok(),
     }
 }
 
@@ -179,7 +209,7 @@ pub(crate) unsafe fn submit_write(
     // SAFETY: `ov` is the caller's OVERLAPPED, valid until the packet (Windows' contract).
     unsafe { write_overlapped(ov, status::STATUS_PENDING, 0) };
     let mut pending = lock(&obj.pending);
-    if obj.socket && obj.skip_on_success.load(Ordering::Relaxed) {
+    if obj.socket {
         let r = h.send_eager(buf, ctx);
         return started(obj, ov, pending, r);
     }

@@ -623,6 +623,20 @@ impl<C: Send + 'static> CompletionPort<C> {
         }
     }
 
+    /// Queues a whole packet as it is: its key, result, context, buffer and the rest
+    /// (docs/semantics.md P2). This is how an operation that an eager call
+    /// ([`Handle::send_eager`](crate::Handle::send_eager), [`Handle::recv_eager`](crate::Handle::recv_eager))
+    /// finished at once still gets its packet, as Windows queues one for an overlapped call
+    /// that completes immediately unless skip-on-success is set; or how a packet taken
+    /// from the port is handed on to another thread. Never blocks.
+    ///
+    /// # Errors
+    ///
+    /// The packet back if the port is closed.
+    pub fn post_completion(&self, completion: Completion<C>) -> Result<(), Box<Completion<C>>> {
+        self.enqueue(Packet::new(completion)).map_err(|p| Box::new(p.into_completion()))
+    }
+
     /// Queues a finished packet, or gives it back if the port is closed.
     ///
     /// Takes no lock unless a thread waits: the packet goes into the lock-free queue, and

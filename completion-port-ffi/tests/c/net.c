@@ -277,6 +277,27 @@ int main(void) {
     CHECK(next(&rov, 8, &bytes) && bytes == 5);
     CHECK(closesocket(s6) == 0 && closesocket(client) == 0);
 
+    /* Without skip-on-success, a call that completes at once returns success with its byte
+     * count (the OVERLAPPED already complete) and its packet still comes, as on Windows. */
+    SOCKET s12 = accept_ex(listener, &client, 21);
+    sent = 0;
+    memset(&sov, 0, sizeof sov);
+    CHECK(WSASend(s12, &five, 1, &sent, 0, &sov, NULL) == 0 && sent == 5 && HasOverlappedIoCompleted(&sov));
+    CHECK(next(&sov, 21, &bytes) && bytes == 5);
+    CHECK(recv(client, got, sizeof got, 0) == 5 && memcmp(got, "quick", 5) == 0);
+    CHECK(send(client, "xyz", 3, 0) == 3);
+    Sleep(50);
+    recvd = 0;
+    memset(&rov, 0, sizeof rov);
+    CHECK(WSARecv(s12, bufs, 2, &recvd, &flags, &rov, NULL) == 0 && recvd == 3 && memcmp(b1, "xyz", 3) == 0);
+    CHECK(next(&rov, 21, &bytes) && bytes == 3);
+    {
+        ULONG_PTR k;
+        LPOVERLAPPED o;
+        CHECK_FAILS_WITH(GetQueuedCompletionStatus(port, &bytes, &k, &o, 0), WAIT_TIMEOUT); /* one each */
+    }
+    CHECK(closesocket(s12) == 0 && closesocket(client) == 0);
+
     /* A zero-byte receive completes (TRUE, 0 bytes) once data is there, consuming none. */
     SOCKET s9 = accept_ex(listener, &client, 11);
     WSABUF zero = {0, NULL};

@@ -229,3 +229,30 @@ fn h2_eager_recv_after_would_block_still_gets_its_packet() {
     assert!(second.is_done());
     assert!(port.get(Some(Duration::from_millis(30))).is_err(), "exactly one packet");
 }
+
+// Rule P2: `post_completion` queues a whole packet: an eager receive's immediate result,
+// posted to the port, comes out of `get` with its key, context, byte count and buffer; on
+// a closed port the packet comes back.
+#[test]
+fn p2_an_eager_result_posted_again_comes_back_whole() {
+    use completion_port::Started;
+    let port = CompletionPort::<&str>::new(1);
+    let (ours, mut peer) = pair(&port, 4);
+    peer.write_all(b"hello").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let Started::Done(c) = ours.recv_eager(Vec::with_capacity(16), "now").unwrap() else {
+        panic!("data was there");
+    };
+    port.post_completion(c).unwrap();
+    let p = get(&port);
+    assert_eq!((p.key, p.context, p.bytes().unwrap()), (4, "now", 5));
+    assert_eq!(p.buffer.as_deref(), Some(&b"hello"[..]));
+    peer.write_all(b"again").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let Started::Done(c) = ours.recv_eager(Vec::with_capacity(16), "closed").unwrap() else {
+        panic!("data was there");
+    };
+    port.close();
+    let back = port.post_completion(c).unwrap_err();
+    assert_eq!((back.context, back.buffer.as_deref()), ("closed", Some(&b"again"[..])));
+}
