@@ -250,13 +250,9 @@ impl<C: Send + 'static> Epoll<C> {
         let sh = &self.shared;
         let home = Arc::downgrade(&fs);
         match side(&data.request, fs.pooled) {
-            Side::Pool => {
-                let p = Pending::new(data);
-                let op_ref = OpRef { mark: Arc::downgrade(&p.mark), home };
-                sh.pool.submit(sh, p).map(|()| op_ref).map_err(|(e, p)| {
-                    SubmitError::new(e.unwrap_or_else(super::closed_error), p.data.context, p.data.buffer)
-                })
-            }
+            Side::Pool => sh.pool.submit(sh, data, home).map_err(|(e, data)| {
+                SubmitError::new(e.unwrap_or_else(super::closed_error), data.context, data.buffer)
+            }),
             Side::Inline => {
                 if sh.closed.load(SeqCst) {
                     return Err(closed_refusal(data));
@@ -266,7 +262,7 @@ impl<C: Send + 'static> Epoll<C> {
                 let op_ref = OpRef { mark: Arc::downgrade(&p.mark), home };
                 // Shutdown and sync never answer `EAGAIN`; if one did, it would be its result.
                 let done = attempt::attempt(&mut p).unwrap_or_else(Done::would_block);
-                sh.push_ready(vec![complete(p.data, done)]);
+                sh.push_one(complete(p.data, done));
                 Ok(op_ref)
             }
             dir => {
@@ -285,7 +281,7 @@ impl<C: Send + 'static> Epoll<C> {
                     if q.read_ready {
                         match attempt::attempt(&mut p) {
                             Some(done) => {
-                                sh.push_ready(vec![complete(p.data, done)]);
+                                sh.push_one(complete(p.data, done));
                                 return Ok(op_ref);
                             }
                             None => q.read_ready = false,
@@ -301,8 +297,7 @@ impl<C: Send + 'static> Epoll<C> {
                 if queue.is_empty() && (*ready || p.starts_connect()) {
                     match attempt::attempt(&mut p) {
                         Some(done) => {
-                            let c = complete(p.data, done);
-                            sh.push_ready(vec![c]);
+                            sh.push_one(complete(p.data, done));
                             return Ok(op_ref);
                         }
                         None => *ready = false,
@@ -539,6 +534,11 @@ impl<C> Shared<C> {
     /// Queues completions produced outside `wait` and wakes the poller.
     fn push_ready(&self, completions: Vec<Completion<C>>) {
         self.mailbox.push(completions);
+    }
+
+    /// Queues one completion produced outside `wait` and wakes the poller.
+    fn push_one(&self, completion: Completion<C>) {
+        self.mailbox.push_one(completion);
     }
 
     fn wake(&self) {

@@ -90,6 +90,15 @@ impl<T, S: Signal> Mailbox<T, S> {
         }
     }
 
+    /// Queues one completion, as [`push`](Self::push) does, without a vector to carry it.
+    pub fn push_one(&self, item: T) {
+        lock(&self.ready).push(item);
+        // After the push (the mutex orders it with `begin_sleep`'s look at `ready`).
+        if self.sleepers.load(SeqCst) > 0 {
+            self.wake();
+        }
+    }
+
     /// A poller is about to block in the wait: announces itself, then looks at `ready`.
     /// Returns `true` if it may block (nothing is ready), and must then call
     /// [`end_sleep`](Self::end_sleep) once the wait returns; `false` if completions are
