@@ -347,6 +347,21 @@ impl<C: Send + 'static> Epoll<C> {
         self.poll(timeout, true, out)
     }
 
+    /// Hands up to `max` completions already produced outside `wait` to `put`, without a
+    /// system call, and returns how many; the port then counts them as delivered. Only
+    /// while no descriptor is watched (a port with files alone): then nothing but the
+    /// mailbox can have completions, and taking them here skips nothing a poller would
+    /// have found. With descriptors watched, returns 0: `wait` alternates the mailbox
+    /// with a look at them, so that a steady stream of inline completions cannot keep
+    /// their events waiting.
+    pub(crate) fn take_ready(&self, max: usize, put: impl FnMut(Completion<C>)) -> usize {
+        let sh = &*self.shared;
+        if sh.watched.load(SeqCst) != 0 {
+            return 0;
+        }
+        sh.mailbox.take_up_to(max, put)
+    }
+
     /// Collects what is ready without blocking.
     pub(crate) fn peek(&self, out: &mut Vec<Completion<C>>) -> io::Result<()> {
         self.poll(Some(ZERO), false, out)

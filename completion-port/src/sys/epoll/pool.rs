@@ -64,8 +64,9 @@ impl<C: Send + 'static> Pool<C> {
 
     /// Queues a file operation, starting a thread if none is idle and the bound allows. A
     /// read is first tried here, on the submitting thread, with `RWF_NOWAIT`: served from
-    /// the page cache, it completes without a pool hop (its packet goes through the
-    /// poller like any other completion produced outside `wait`), and its reference is
+    /// the page cache, it completes without a pool hop (its packet goes to the mailbox
+    /// like any other completion produced outside `wait`, where a running thread that
+    /// finds the port's queue empty takes it, `Epoll::take_ready`), and its reference is
     /// to an operation already done (no mark to allocate: a cancel finds nothing, as it
     /// would a moment later anyway).
     pub(super) fn submit(

@@ -153,6 +153,19 @@ impl<T, S: Signal> Mailbox<T, S> {
         out.append(&mut lock(&self.ready));
     }
 
+    /// Hands the oldest `max` queued completions (or all, if fewer) to `put`, oldest
+    /// first, and returns how many. Outside the wake protocol: it only removes what a
+    /// poller would have collected, and the completions it leaves were pushed under the
+    /// protocol (a sleeping poller was signalled for them, or will see them before it
+    /// blocks). A poller woken for completions taken here finds fewer, perhaps none, and
+    /// waits again.
+    pub fn take_up_to(&self, max: usize, put: impl FnMut(T)) -> usize {
+        let mut ready = lock(&self.ready);
+        let n = max.min(ready.len());
+        ready.drain(..n).for_each(put);
+        n
+    }
+
     /// Whether a wake-up is on its way (for the loom models' invariant check).
     #[cfg(loom)]
     pub fn is_notified(&self) -> bool {
