@@ -742,7 +742,10 @@ impl<C: Send + 'static> CompletionPort<C> {
         // packet ahead of any parked thread (as it would under the lock: no waiter could
         // take it meanwhile).
         if assoc::is_counted(id) && !inner.closed.load(SeqCst) {
-            let n = pop_into(&inner.queue, out, max);
+            let n = match pop_into(&inner.queue, out, max) {
+                0 => self.take_ready(out, max),
+                n => n,
+            };
             if n > 0 {
                 // Anything left queued after a transient submit failure goes to the kernel.
                 inner.flush();
@@ -753,7 +756,10 @@ impl<C: Send + 'static> CompletionPort<C> {
         let mut holds_slot = was_counted;
         if !was_counted && !inner.closed.load(SeqCst) && inner.try_slot() {
             holds_slot = true;
-            let n = pop_into(&inner.queue, out, max);
+            let n = match pop_into(&inner.queue, out, max) {
+                0 => self.take_ready(out, max),
+                n => n,
+            };
             if n > 0 {
                 inner.flush();
                 self.now_counted();
@@ -761,6 +767,23 @@ impl<C: Send + 'static> CompletionPort<C> {
             }
         }
         self.wait_locked(out, max, timeout, holds_slot)
+    }
+
+    /// The queue is empty and this thread holds a running slot: takes up to `max`
+    /// completions the backend already holds without a system call (the epoll backend's
+    /// page-cache reads, completed at submission), straight to `out`, as the poller would
+    /// have queued them for this very thread to pop. Skips the port lock, becoming the
+    /// poller, and the queue's boxing of each packet. The packets are the oldest the port
+    /// knows of (the queue is empty). As on the queue's lock-free path, this thread,
+    /// awake and running already, takes them ahead of any parked thread.
+    fn take_ready(&self, out: &mut impl Sink<C>, max: usize) -> usize {
+        let Some(drv) = self.existing_driver() else { return 0 };
+        let n = drv.take_ready(max, |c| out.put(c));
+        if n > 0 {
+            // Delivered to the caller: `drain` no longer waits for them.
+            drv.delivered(n);
+        }
+        n
     }
 
     /// `get`'s locked path: the queue was empty (or no slot was free, or the port closed).

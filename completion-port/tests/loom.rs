@@ -1196,3 +1196,52 @@ fn wake_protocol_clearing_first_breaks_it() {
     builder.preemption_bound = Some(2);
     builder.check(|| two_pushes_then_invariant(PollerOrder::ClearFirst));
 }
+
+// Issue 10 (epoll backend, the port's fast path for file reads): a running thread that
+// finds the port's queue empty takes completions from `ready` itself (`take_up_to`, through
+// `Epoll::take_ready`), one at a time here, while a producer pushes two and the poller
+// runs rounds. Every completion is taken exactly once, by the taker or the poller, and
+// none is stranded in `ready` while the poller blocks (a loom deadlock: the taker takes
+// twice only, so what it leaves must reach the poller through the protocol); after, the
+// invariant holds. The taker wakes the poller once both are taken, only to end the model
+// (in the backend a poller with nothing to collect simply stays in `epoll_wait`).
+#[test]
+fn wake_protocol_with_a_taker() {
+    loom::model(|| {
+        let mb = Arc::new(Mailbox::new(ModelEventFd::default()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let poller = {
+            let (mb, seen) = (Arc::clone(&mb), Arc::clone(&seen));
+            thread::spawn(move || {
+                let mut out = Vec::new();
+                while seen.lock().unwrap().len() < 2 {
+                    poll_round(&mb, PollerOrder::Backend, &mut out);
+                    seen.lock().unwrap().append(&mut out);
+                }
+            })
+        };
+        let taker = {
+            let (mb, seen) = (Arc::clone(&mb), Arc::clone(&seen));
+            thread::spawn(move || {
+                let mut mine = Vec::new();
+                for _ in 0..2 {
+                    mb.take_up_to(1, |c| mine.push(c));
+                }
+                let mut seen = seen.lock().unwrap();
+                seen.append(&mut mine);
+                if seen.len() == 2 {
+                    drop(seen);
+                    mb.wake();
+                }
+            })
+        };
+        mb.push_one(1);
+        mb.push_one(2);
+        taker.join().unwrap();
+        poller.join().unwrap();
+        let mut seen = std::mem::take(&mut *seen.lock().unwrap());
+        seen.sort_unstable();
+        assert_eq!(seen, [1, 2]);
+        assert_wake_invariant(&mb);
+    });
+}

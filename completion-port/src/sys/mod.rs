@@ -219,6 +219,21 @@ impl<C: Send + 'static> Driver<C> {
         }
     }
 
+    /// Hands up to `max` completions the backend already holds to `put` without a system
+    /// call, for a thread that holds a running slot and found the port's queue empty;
+    /// returns how many (the caller then reports them with [`delivered`](Self::delivered)).
+    /// epoll: those produced outside `wait` (a page-cache read at submission) while no
+    /// descriptor is watched. io_uring and the loom model: none (their completions are
+    /// reaped by the poller).
+    pub(crate) fn take_ready(&self, max: usize, put: impl FnMut(Completion<C>)) -> usize {
+        match self {
+            Driver::Uring(_) => 0,
+            Driver::Epoll(e) => e.take_ready(max, put),
+            #[cfg(loom)]
+            Driver::Fake(_) => 0,
+        }
+    }
+
     /// How many threads may wait in [`wait`](Self::wait) at once. io_uring: one (a
     /// completion queue has one consumer; several waiters would all wake together).
     /// epoll: any number: `epoll_wait` wakes one waiter per event, the most recent first

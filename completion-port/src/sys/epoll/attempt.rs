@@ -237,9 +237,9 @@ pub(super) fn run_blocking<C>(p: &mut Pending<C>) -> Done {
 /// read, which could be a cache boundary as well as the end of the file), the flag is not
 /// supported there (`EOPNOTSUPP`, kernels before 4.14: `EINVAL`/`ENOSYS`), or any other
 /// error, which the blocking read then reports as it always did.
-pub(super) fn read_nowait<C>(p: &mut Pending<C>) -> Option<Done> {
+pub(super) fn read_nowait<C>(data: &mut OpData<C>) -> Option<Done> {
     use std::os::fd::AsRawFd;
-    let OpData { handle, request, buffer, .. } = &mut p.data;
+    let OpData { handle, request, buffer, .. } = data;
     let Request::ReadAt { offset } = request else { return None };
     let buf = buffer.as_mut()?;
     let offset = libc::off_t::try_from(*offset).ok()?;

@@ -256,7 +256,7 @@ impl<C: Send + 'static> Epoll<C> {
             // Not produced when `eager` is false; were it, its packet is queued as usual.
             Eager::Done(c) => {
                 self.shared.in_flight.fetch_add(1, SeqCst);
-                self.shared.push_ready(vec![c]);
+                self.shared.push_one(c);
                 OpRef { mark: Weak::new(), home: Weak::new() }
             }
         })
@@ -279,13 +279,9 @@ impl<C: Send + 'static> Epoll<C> {
         let sh = &self.shared;
         let home = Arc::downgrade(&fs);
         match side(&data.request, fs.pooled) {
-            Side::Pool => {
-                let p = Pending::new(data);
-                let op_ref = OpRef { mark: Arc::downgrade(&p.mark), home };
-                sh.pool.submit(sh, p).map(|()| Eager::Pending(op_ref)).map_err(|(e, p)| {
-                    SubmitError::new(e.unwrap_or_else(super::closed_error), p.data.context, p.data.buffer)
-                })
-            }
+            Side::Pool => sh.pool.submit(sh, data, home).map(Eager::Pending).map_err(|(e, data)| {
+                SubmitError::new(e.unwrap_or_else(super::closed_error), data.context, data.buffer)
+            }),
             Side::Inline => {
                 if sh.closed.load(SeqCst) {
                     return Err(closed_refusal(data));
@@ -295,7 +291,7 @@ impl<C: Send + 'static> Epoll<C> {
                 let op_ref = OpRef { mark: Arc::downgrade(&p.mark), home };
                 // Shutdown and sync never answer `EAGAIN`; if one did, it would be its result.
                 let done = attempt::attempt(&mut p).unwrap_or_else(Done::would_block);
-                sh.push_ready(vec![complete(p.data, done)]);
+                sh.push_one(complete(p.data, done));
                 Ok(Eager::Pending(op_ref))
             }
             dir => {
@@ -314,7 +310,7 @@ impl<C: Send + 'static> Epoll<C> {
                     if q.read_ready {
                         match attempt::attempt(&mut p) {
                             Some(done) => {
-                                sh.push_ready(vec![complete(p.data, done)]);
+                                sh.push_one(complete(p.data, done));
                                 return Ok(Eager::Pending(op_ref));
                             }
                             None => q.read_ready = false,
@@ -335,8 +331,7 @@ impl<C: Send + 'static> Epoll<C> {
                             return Ok(Eager::Done(complete(p.data, done)));
                         }
                         Some(done) => {
-                            let c = complete(p.data, done);
-                            sh.push_ready(vec![c]);
+                            sh.push_one(complete(p.data, done));
                             return Ok(Eager::Pending(op_ref));
                         }
                         None => *ready = false,
@@ -384,6 +379,21 @@ impl<C: Send + 'static> Epoll<C> {
             return self.poll(Some(ZERO), false, out);
         }
         self.poll(timeout, true, out)
+    }
+
+    /// Hands up to `max` completions already produced outside `wait` to `put`, without a
+    /// system call, and returns how many; the port then counts them as delivered. Only
+    /// while no descriptor is watched (a port with files alone): then nothing but the
+    /// mailbox can have completions, and taking them here skips nothing a poller would
+    /// have found. With descriptors watched, returns 0: `wait` alternates the mailbox
+    /// with a look at them, so that a steady stream of inline completions cannot keep
+    /// their events waiting.
+    pub(crate) fn take_ready(&self, max: usize, put: impl FnMut(Completion<C>)) -> usize {
+        let sh = &*self.shared;
+        if sh.watched.load(SeqCst) != 0 {
+            return 0;
+        }
+        sh.mailbox.take_up_to(max, put)
     }
 
     /// Collects what is ready without blocking.
@@ -573,6 +583,11 @@ impl<C> Shared<C> {
     /// Queues completions produced outside `wait` and wakes the poller.
     fn push_ready(&self, completions: Vec<Completion<C>>) {
         self.mailbox.push(completions);
+    }
+
+    /// Queues one completion produced outside `wait` and wakes the poller.
+    fn push_one(&self, completion: Completion<C>) {
+        self.mailbox.push_one(completion);
     }
 
     fn wake(&self) {

@@ -12,13 +12,14 @@
 //! anything else (not cached, a short read, no support for the flag) goes to the pool.
 
 use super::attempt::{self, complete, Pending};
-use super::Shared;
+use super::{FdState, OpRef, Shared};
 use crate::op::Request;
 use crate::sync::lock_std as lock;
+use crate::sys::OpData;
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
 
 /// The most threads one backend's file pool runs.
@@ -44,7 +45,7 @@ struct PoolState<C> {
 }
 
 /// A refused job: the error (`None`: the port is closed) and the operation.
-type Refused<C> = (Option<io::Error>, Pending<C>);
+type Refused<C> = (Option<io::Error>, OpData<C>);
 
 impl<C: Send + 'static> Pool<C> {
     pub(super) fn new() -> Self {
@@ -63,25 +64,33 @@ impl<C: Send + 'static> Pool<C> {
 
     /// Queues a file operation, starting a thread if none is idle and the bound allows. A
     /// read is first tried here, on the submitting thread, with `RWF_NOWAIT`: served from
-    /// the page cache, it completes without a pool hop (its packet goes through the
-    /// poller like any other completion produced outside `wait`).
-    pub(super) fn submit(&self, sh: &Arc<Shared<C>>, mut p: Pending<C>) -> Result<(), Refused<C>> {
-        if matches!(p.data.request, Request::ReadAt { .. }) {
+    /// the page cache, it completes without a pool hop (its packet goes to the mailbox
+    /// like any other completion produced outside `wait`, where a running thread that
+    /// finds the port's queue empty takes it, `Epoll::take_ready`), and its reference is
+    /// to an operation already done (no mark to allocate: a cancel finds nothing, as it
+    /// would a moment later anyway).
+    pub(super) fn submit(
+        &self,
+        sh: &Arc<Shared<C>>,
+        mut data: OpData<C>,
+        home: Weak<FdState<C>>,
+    ) -> Result<OpRef<C>, Refused<C>> {
+        if matches!(data.request, Request::ReadAt { .. }) {
             // As an inline submission (`Side::Inline`): refused once the port is closed.
             if sh.closed.load(SeqCst) {
-                return Err((None, p));
+                return Err((None, data));
             }
             sh.in_flight.fetch_add(1, SeqCst);
-            if let Some(done) = attempt::read_nowait(&mut p) {
-                sh.push_ready(vec![complete(p.data, done)]);
-                return Ok(());
+            if let Some(done) = attempt::read_nowait(&mut data) {
+                sh.push_one(complete(data, done));
+                return Ok(OpRef { mark: Weak::new(), home });
             }
             // Not served from the cache: the pool takes it (and counts it again).
             sh.in_flight.fetch_sub(1, SeqCst);
         }
         let mut st = lock(&self.st);
         if st.closed || sh.closed.load(SeqCst) {
-            return Err((None, p));
+            return Err((None, data));
         }
         if st.idle == 0 && st.started < MAX_THREADS {
             let shared = Arc::clone(sh);
@@ -90,15 +99,17 @@ impl<C: Send + 'static> Pool<C> {
                     st.started += 1;
                     lock(&self.threads).push(t);
                 }
-                Err(e) if st.started == 0 => return Err((Some(e), p)),
+                Err(e) if st.started == 0 => return Err((Some(e), data)),
                 Err(e) => tracing::debug!(error = %e, "could not start another file pool thread"),
             }
         }
         sh.in_flight.fetch_add(1, SeqCst);
+        let p = Pending::new(data);
+        let op_ref = OpRef { mark: Arc::downgrade(&p.mark), home };
         st.jobs.push_back(p);
         drop(st);
         self.cv.notify_one();
-        Ok(())
+        Ok(op_ref)
     }
 
     /// Removes the queued jobs `pred` selects (for a cancel).
@@ -158,6 +169,6 @@ fn worker<C: Send + 'static>(sh: &Shared<C>) {
             }
         };
         let done = attempt::run_blocking(&mut p);
-        sh.push_ready(vec![complete(p.data, done)]);
+        sh.push_one(complete(p.data, done));
     }
 }

@@ -90,6 +90,15 @@ impl<T, S: Signal> Mailbox<T, S> {
         }
     }
 
+    /// Queues one completion, as [`push`](Self::push) does, without a vector to carry it.
+    pub fn push_one(&self, item: T) {
+        lock(&self.ready).push(item);
+        // After the push (the mutex orders it with `begin_sleep`'s look at `ready`).
+        if self.sleepers.load(SeqCst) > 0 {
+            self.wake();
+        }
+    }
+
     /// A poller is about to block in the wait: announces itself, then looks at `ready`.
     /// Returns `true` if it may block (nothing is ready), and must then call
     /// [`end_sleep`](Self::end_sleep) once the wait returns; `false` if completions are
@@ -142,6 +151,19 @@ impl<T, S: Signal> Mailbox<T, S> {
     /// Moves every queued completion into `out`.
     pub fn take(&self, out: &mut Vec<T>) {
         out.append(&mut lock(&self.ready));
+    }
+
+    /// Hands the oldest `max` queued completions (or all, if fewer) to `put`, oldest
+    /// first, and returns how many. Outside the wake protocol: it only removes what a
+    /// poller would have collected, and the completions it leaves were pushed under the
+    /// protocol (a sleeping poller was signalled for them, or will see them before it
+    /// blocks). A poller woken for completions taken here finds fewer, perhaps none, and
+    /// waits again.
+    pub fn take_up_to(&self, max: usize, put: impl FnMut(T)) -> usize {
+        let mut ready = lock(&self.ready);
+        let n = max.min(ready.len());
+        ready.drain(..n).for_each(put);
+        n
     }
 
     /// Whether a wake-up is on its way (for the loom models' invariant check).
