@@ -26,6 +26,7 @@ use crate::split::share;
 use crate::{limits, units};
 use completion_port::{Completion, CompletionPort, GetError, Handle, Started};
 use serde::Serialize;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::{TcpListener, ToSocketAddrs};
 use std::process::ExitCode;
@@ -186,6 +187,20 @@ struct Slots {
 
 /// At most one "descriptors ran out" warning this often.
 const WARN_EVERY: Duration = Duration::from_secs(10);
+thread_local! {
+    /// Messages and bytes this worker received since it last added them to its server's
+    /// totals (after each batch): no counter shared between threads is touched per message.
+    static TALLY: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// Counts one received message of `n` bytes in this thread's tally.
+fn count_message(n: usize) {
+    TALLY.with(|t| {
+        let (messages, bytes) = t.get();
+        t.set((messages + 1, bytes + n as u64));
+    });
+}
+
 /// `--eager`: most messages of one connection echoed in a row without the port.
 const EAGER_ROUNDS: usize = 16;
 
@@ -530,6 +545,7 @@ impl Server {
                             self.handle(packet);
                         }
                     });
+                    self.flush_tally();
                 }
                 Err(GetError::Closed) => return,
                 Err(e) => {
@@ -537,6 +553,15 @@ impl Server {
                     return;
                 }
             }
+        }
+    }
+
+    /// Adds this thread's messages and bytes since the last call to the totals.
+    fn flush_tally(&self) {
+        let (messages, bytes) = TALLY.take();
+        if messages > 0 {
+            self.stats.messages.fetch_add(messages, Ordering::Relaxed);
+            self.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
         }
     }
 
@@ -687,8 +712,7 @@ impl Server {
             Ok(0) => {} // the peer's FIN: everything was echoed; dropping `conn` closes
             Ok(n) => {
                 conn.touch();
-                self.stats.messages.fetch_add(1, Ordering::Relaxed);
-                self.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                count_message(n);
                 let buf = p.buffer.unwrap_or_default();
                 self.send(conn, buf);
             }
@@ -752,8 +776,7 @@ impl Server {
                 Ok(0) => return, // the peer's FIN: everything was echoed; dropping `conn` closes
                 Ok(n) => {
                     conn.touch();
-                    self.stats.messages.fetch_add(1, Ordering::Relaxed);
-                    self.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    count_message(n);
                 }
                 Err(e) => return self.failed(&e, cancelled),
             }
