@@ -24,10 +24,10 @@
 #
 # Environment: anything run-peers.sh reads (RUNS, SECONDS_PER_RUN, CELLS, SERVERS, ...);
 # defaults here: RUNS=3, SECONDS_PER_RUN=5, THREADS=4, SERVER_CPUS=0-3, CLIENT_CPUS=4-(nproc-1),
-# BUSY_CPUS=SERVER_CPUS, SERVERS=cport,cport-ports,cport-epoll,monoio,compio,mio (the three
-# layouts of cport serve: one shared port on io_uring, one port per worker, one shared port
-# on epoll with every worker in epoll_wait; tokio and thread-per-connection left out to
-# stay within one call). BIN_DIR [target/peers-bin] holds `cport` and `peers`.
+# BUSY_CPUS=SERVER_CPUS, SERVERS=cport,cport-eager,cport-ports-eager,cport-epoll-ports-eager,
+# monoio,compio,mio (cport serve as shipped, with --eager on the shared port, and with
+# --eager on a port per worker on io_uring and on epoll; tokio and thread-per-connection
+# left out to stay within one call). BIN_DIR [target/peers-bin] holds `cport` and `peers`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN_DIR=${BIN_DIR:-target/peers-bin}
@@ -52,7 +52,7 @@ for b in cport peers; do
 done
 export CPORT_BIN=$BIN_DIR/cport PEERS_BIN=$BIN_DIR/peers
 export RUNS=${RUNS:-3} SECONDS_PER_RUN=${SECONDS_PER_RUN:-5} THREADS=${THREADS:-4}
-export SERVERS=${SERVERS:-cport,cport-ports,cport-epoll,monoio,compio,mio}
+export SERVERS=${SERVERS:-cport,cport-eager,cport-ports-eager,cport-epoll-ports-eager,monoio,compio,mio}
 export SERVER_CPUS=${SERVER_CPUS:-0-3} CLIENT_CPUS=${CLIENT_CPUS:-4-$((cpus - 1))}
 export BUSY_CPUS=${BUSY_CPUS:-$SERVER_CPUS}
 export RESULTS=${RESULTS:-${OUT:-benchmarks/results}}

@@ -2,7 +2,8 @@
 # The C echo server (examples/echo_server.cpp on libiocp) against `cport serve`, both with
 # 2 workers and concurrency 2, each driven by `cport load` (50 connections, 64-byte
 # messages, 4 s), alternated for ROUNDS rounds (default 3): A B A B, a fresh server process
-# each run, the servers pinned to CPUS (default 0,1) with taskset. Prints msgs/s per run
+# each run, the servers pinned to CPUS (default 0,1) with taskset (SERVE_ARGS: extra flags for
+# cport serve, e.g. --eager). Prints msgs/s per run
 # and the ratio of the medians. Figures from a shared machine are noisy: compare medians.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,7 +22,8 @@ load() {
 }
 serve=() c=()
 for _ in $(seq "$rounds"); do
-  taskset -c "$cpus" "$target/release/cport" serve --addr 127.0.0.1:7101 --workers 2 --concurrency 2 2>/dev/null & pid=$!
+  # shellcheck disable=SC2086
+  taskset -c "$cpus" "$target/release/cport" serve --addr 127.0.0.1:7101 --workers 2 --concurrency 2 ${SERVE_ARGS:-} 2>/dev/null & pid=$!
   sleep 0.5
   serve+=("$(load 7101)")
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
