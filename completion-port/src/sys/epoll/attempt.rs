@@ -26,17 +26,11 @@ impl<C> Pending<C> {
     pub(super) fn new(data: OpData<C>) -> Self {
         Self { data, mark: Arc::new(()), connecting: false }
     }
+}
 
-    /// A zero-capacity receive (docs/semantics.md N6): it waits for readability beside
-    /// the receive queue, not in it, as io_uring's poll does.
-    pub(super) fn is_probe(&self) -> bool {
-        matches!(self.data.request, Request::Recv) && self.data.buffer.as_ref().is_some_and(|b| b.room() == 0)
-    }
-
-    /// A connect that has not been started: it must be tried whatever the readiness.
-    pub(super) fn starts_connect(&self) -> bool {
-        !self.connecting && matches!(self.data.request, Request::Connect { .. })
-    }
+/// A zero-capacity receive (docs/semantics.md N6), which waits beside the receive queue.
+pub(super) fn is_probe<C>(data: &OpData<C>) -> bool {
+    matches!(data.request, Request::Recv) && data.buffer.as_ref().is_some_and(|b| b.room() == 0)
 }
 
 /// How an operation ended.
@@ -93,7 +87,13 @@ fn no_buffer() -> Done {
 /// operation stays queued until the next readiness), else how it ended. Reads fill the
 /// buffer from its start up to its capacity, as on io_uring.
 pub(super) fn attempt<C>(p: &mut Pending<C>) -> Option<Done> {
-    let OpData { handle, request, buffer, .. } = &mut p.data;
+    attempt_op(&mut p.data, &mut p.connecting)
+}
+
+/// [`attempt`] on an operation not yet queued (no [`Pending`], no mark): `connecting` is
+/// its connect-under-way flag, set when a connect answers `EINPROGRESS`.
+pub(super) fn attempt_op<C>(data: &mut OpData<C>, connecting: &mut bool) -> Option<Done> {
+    let OpData { handle, request, buffer, .. } = data;
     let fd = handle.fd.as_fd();
     let result = match request {
         // docs/semantics.md N6: a zero-capacity receive completes once the socket is
@@ -139,7 +139,7 @@ pub(super) fn attempt<C>(p: &mut Pending<C>) -> Option<Done> {
                 Err(e) => Done::bytes(Err(e)),
             });
         }
-        Request::Connect { addr } if !p.connecting => {
+        Request::Connect { addr } if !*connecting => {
             let Some(to) = addr.as_socket() else {
                 return Some(Done::bytes(Err(io::Error::from(io::ErrorKind::InvalidInput))));
             };
@@ -147,7 +147,7 @@ pub(super) fn attempt<C>(p: &mut Pending<C>) -> Option<Done> {
                 Ok(()) => Ok(0),
                 // Under way: the socket turns writable when it ends, either way.
                 Err(Errno::INPROGRESS | Errno::INTR) => {
-                    p.connecting = true;
+                    *connecting = true;
                     return None;
                 }
                 Err(e) => Err(e.into()),

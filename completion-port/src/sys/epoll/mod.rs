@@ -40,7 +40,7 @@ mod attempt;
 mod pool;
 pub mod wake;
 
-use self::attempt::{complete, Done, Pending};
+use self::attempt::{complete, is_probe, Done, Pending};
 use self::wake::{Mailbox, Signal};
 use super::{Descriptor, HandleState, OpData};
 use crate::completion::Completion;
@@ -299,11 +299,11 @@ impl<C: Send + 'static> Epoll<C> {
                 if sh.closed.load(SeqCst) {
                     return Err(closed_refusal(data));
                 }
-                sh.in_flight.fetch_add(1, SeqCst);
-                let mut p = Pending::new(data);
-                let op_ref = OpRef { mark: Arc::downgrade(&p.mark), home };
                 let q = &mut *q;
-                if p.is_probe() {
+                if is_probe(&data) {
+                    sh.in_flight.fetch_add(1, SeqCst);
+                    let mut p = Pending::new(data);
+                    let op_ref = OpRef { mark: Arc::downgrade(&p.mark), home };
                     // Readable now (a peek finds data, end of stream or an error)? Else it
                     // waits for the next readability; a peek's `EAGAIN` is as good as a
                     // receive's for the flag.
@@ -323,20 +323,29 @@ impl<C: Send + 'static> Epoll<C> {
                     Side::Read => (&mut q.read, &mut q.read_ready),
                     _ => (&mut q.write, &mut q.write_ready),
                 };
-                if queue.is_empty() && (*ready || p.starts_connect()) {
-                    match attempt::attempt(&mut p) {
+                // First in line and the descriptor may be ready (or a connect to start):
+                // one attempt, before the operation is marked and queued, so that one
+                // that completes costs no allocation.
+                let (mut data, mut connecting) = (data, false);
+                let starts_connect = matches!(data.request, Request::Connect { .. });
+                if queue.is_empty() && (*ready || starts_connect) {
+                    match attempt::attempt_op(&mut data, &mut connecting) {
                         Some(done) if eager => {
                             // Returned to the caller: it never enters the port.
-                            sh.in_flight.fetch_sub(1, SeqCst);
-                            return Ok(Eager::Done(complete(p.data, done)));
+                            return Ok(Eager::Done(complete(data, done)));
                         }
                         Some(done) => {
-                            sh.push_one(complete(p.data, done));
-                            return Ok(Eager::Pending(op_ref));
+                            sh.in_flight.fetch_add(1, SeqCst);
+                            sh.push_one(complete(data, done));
+                            // Already complete: a reference that says so (no cancel finds it).
+                            return Ok(Eager::Pending(OpRef { mark: Weak::new(), home }));
                         }
                         None => *ready = false,
                     }
                 }
+                sh.in_flight.fetch_add(1, SeqCst);
+                let p = Pending { data, mark: Arc::new(()), connecting };
+                let op_ref = OpRef { mark: Arc::downgrade(&p.mark), home };
                 queue.push_back(p);
                 Ok(Eager::Pending(op_ref))
             }
