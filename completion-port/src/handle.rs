@@ -224,21 +224,29 @@ impl<C: Send + 'static> Handle<C> {
     }
 
     /// The eager form of `submit`, for a backend that makes the attempt itself
-    /// ([`Driver::attempts_eagerly`](crate::sys::Driver::attempts_eagerly)).
+    /// ([`Driver::attempts_eagerly`](crate::sys::Driver::attempts_eagerly)): the operation
+    /// is made (and counted on the descriptor) only if it must wait. The caller has made
+    /// `check_eager`'s checks.
     fn submit_eager(
         &self,
         request: Request,
         buffer: Buffer,
         context: C,
     ) -> Result<Started<C>, SubmitError<C>> {
-        let (driver, op) = self.prepare(request, Some(buffer), context)?;
-        match driver.submit_eager(op) {
-            Ok(Ok(done)) => Ok(Started::Done(done)),
-            Ok(Err(op_ref)) => Ok(Started::Pending(OpId(op_ref))),
-            Err(e) => {
-                self.o.shared.op_finished();
-                Err(e)
+        let Some(driver) = self.o.port.existing_driver() else {
+            return Err(SubmitError::new(crate::sys::closed_error(), context, Some(buffer)));
+        };
+        let shared = &self.o.shared;
+        let make = |request, buffer, context| {
+            shared.op_started();
+            OpData { handle: Arc::clone(shared), key: shared.key, request, buffer, context }
+        };
+        match driver.submit_eager(shared, request, buffer, context, make)? {
+            crate::sys::Eager::Immediate(result, buf, context) => {
+                Ok(Started::Done(self.immediate(result, buf, context)))
             }
+            crate::sys::Eager::Done(c) => Ok(Started::Done(c)),
+            crate::sys::Eager::Pending(op_ref) => Ok(Started::Pending(OpId(op_ref))),
         }
     }
 

@@ -56,6 +56,17 @@ pub(crate) struct OpData<C> {
     pub(crate) context: C,
 }
 
+/// What an eager submission ([`Driver::submit_eager`]) became.
+pub(crate) enum Eager<C> {
+    /// Completed at once, before any operation was made: its result, with the caller's
+    /// buffer and context back. No packet follows.
+    Immediate(io::Result<usize>, crate::buffer::Buffer, C),
+    /// Completed at once as an operation (its packet is not queued): the completion.
+    Done(Completion<C>),
+    /// In flight: its packet follows.
+    Pending(OpRef<C>),
+}
+
 /// The backend behind a port, chosen when the port first needs one.
 ///
 /// One per port, reached on every operation: its variants are not boxed, to spare that
@@ -175,19 +186,22 @@ impl<C: Send + 'static> Driver<C> {
         matches!(self, Driver::Epoll(_))
     }
 
-    /// Starts an operation eagerly: `Ok(Ok(completion))` if it completed at submission
-    /// (no packet follows), `Ok(Err(op))` if it is in flight (its packet follows). Without
-    /// [`attempts_eagerly`](Self::attempts_eagerly), a plain submission.
+    /// Starts a socket send or receive eagerly (skip-on-success), on a backend that
+    /// [`attempts_eagerly`](Self::attempts_eagerly). The operation is made (by `make`,
+    /// which counts it on its descriptor) only if it must wait: one that completes at once
+    /// comes back as [`Eager::Immediate`] with nothing allocated or counted. Without
+    /// eager attempts, a plain submission.
     pub(crate) fn submit_eager(
         &self,
-        op: OpData<C>,
-    ) -> Result<Result<Completion<C>, OpRef<C>>, SubmitError<C>> {
+        desc: &Descriptor,
+        request: Request,
+        buffer: crate::buffer::Buffer,
+        context: C,
+        make: impl FnOnce(Request, Option<crate::buffer::Buffer>, C) -> OpData<C>,
+    ) -> Result<Eager<C>, SubmitError<C>> {
         match self {
-            Driver::Epoll(e) => e.submit_eager(op).map(|started| match started {
-                epoll::Eager::Done(c) => Ok(c),
-                epoll::Eager::Pending(r) => Err(OpRef::Epoll(r)),
-            }),
-            _ => self.submit(op).map(Err),
+            Driver::Epoll(e) => e.submit_eager(desc, request, buffer, context, make),
+            _ => self.submit(make(request, Some(buffer), context)).map(Eager::Pending),
         }
     }
 

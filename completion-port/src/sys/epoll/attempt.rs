@@ -1,6 +1,7 @@
 //! The system calls behind each operation on the epoll backend: one non-blocking attempt
 //! (sockets, pipes), or one blocking call (regular files, on the pool).
 
+use crate::buffer::Buffer;
 use crate::completion::Completion;
 use crate::op::Request;
 use crate::sys::vio;
@@ -9,7 +10,7 @@ use rustix::io::Errno;
 use rustix::net::RecvFlags;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 /// An operation waiting in a descriptor's queue (or the file pool's).
@@ -94,7 +95,16 @@ pub(super) fn attempt<C>(p: &mut Pending<C>) -> Option<Done> {
 /// its connect-under-way flag, set when a connect answers `EINPROGRESS`.
 pub(super) fn attempt_op<C>(data: &mut OpData<C>, connecting: &mut bool) -> Option<Done> {
     let OpData { handle, request, buffer, .. } = data;
-    let fd = handle.fd.as_fd();
+    attempt_parts(handle.fd.as_fd(), request, buffer, connecting)
+}
+
+/// [`attempt`] on the parts of an operation: its descriptor, request and buffer.
+pub(super) fn attempt_parts(
+    fd: BorrowedFd<'_>,
+    request: &mut Request,
+    buffer: &mut Option<Buffer>,
+    connecting: &mut bool,
+) -> Option<Done> {
     let result = match request {
         // docs/semantics.md N6: a zero-capacity receive completes once the socket is
         // readable, consuming nothing. Readable includes end of stream and a pending error

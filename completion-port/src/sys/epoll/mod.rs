@@ -52,7 +52,7 @@ use rustix::io::Errno;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
@@ -262,13 +262,63 @@ impl<C: Send + 'static> Epoll<C> {
         })
     }
 
-    /// Starts one operation eagerly (skip-on-success): a socket operation that the
-    /// attempt at submission completes is returned, with no packet; one that the
-    /// descriptor is known not to be ready for is queued without a system call (its
-    /// readiness flag, set by every event and cleared by `EAGAIN` under the descriptor's
-    /// lock, says so), where a separate attempt before submitting would make one more.
-    pub(crate) fn submit_eager(&self, data: OpData<C>) -> Result<Eager<C>, SubmitError<C>> {
-        self.start(data, true)
+    /// Starts a socket send or receive eagerly (skip-on-success; `Driver::submit_eager`).
+    /// First in line on a descriptor that may be ready, it is attempted on the caller's
+    /// request and buffer, before any operation exists: a result comes back with nothing
+    /// allocated, cloned or counted. Otherwise (`EAGAIN`, or the descriptor known not to be
+    /// ready: its flag, set by every event and cleared by `EAGAIN`, says so, and no system
+    /// call is made; or operations already waiting in the same direction, which it must
+    /// not overtake) `make` builds the operation and it is queued, under the same hold of
+    /// the descriptor's lock as the attempt, so that no event can slip between them.
+    pub(crate) fn submit_eager(
+        &self,
+        desc: &super::Descriptor,
+        mut request: Request,
+        buffer: crate::buffer::Buffer,
+        context: C,
+        make: impl FnOnce(Request, Option<crate::buffer::Buffer>, C) -> OpData<C>,
+    ) -> Result<super::Eager<C>, SubmitError<C>> {
+        let Some(fs) = fd_state::<C>(desc) else {
+            let e = io::Error::other("the descriptor was not registered with the epoll backend");
+            return Err(SubmitError::new(e, context, Some(buffer)));
+        };
+        let dir = side(&request, fs.pooled);
+        if !matches!(dir, Side::Read | Side::Write) {
+            return self.start(make(request, Some(buffer), context), true).map(|started| match started {
+                Eager::Done(c) => super::Eager::Done(c),
+                Eager::Pending(r) => super::Eager::Pending(super::OpRef::Epoll(r)),
+            });
+        }
+        let sh = &self.shared;
+        let mut q = lock(&fs.q);
+        if sh.closed.load(SeqCst) {
+            return Err(SubmitError::new(super::closed_error(), context, Some(buffer)));
+        }
+        let q = &mut *q;
+        let (queue, ready) = match dir {
+            Side::Read => (&mut q.read, &mut q.read_ready),
+            _ => (&mut q.write, &mut q.write_ready),
+        };
+        let mut buffer = Some(buffer);
+        if queue.is_empty() && *ready {
+            let mut connecting = false;
+            match attempt::attempt_parts(desc.fd.as_fd(), &mut request, &mut buffer, &mut connecting) {
+                Some(done) => {
+                    return match buffer {
+                        Some(buf) => Ok(super::Eager::Immediate(done.result, buf, context)),
+                        None => {
+                            Err(SubmitError::new(io::Error::other("the buffer went missing"), context, None))
+                        }
+                    };
+                }
+                None => *ready = false,
+            }
+        }
+        sh.in_flight.fetch_add(1, SeqCst);
+        let p = Pending::new(make(request, buffer, context));
+        let op_ref = OpRef { mark: Arc::downgrade(&p.mark), home: Arc::downgrade(fs) };
+        queue.push_back(p);
+        Ok(super::Eager::Pending(super::OpRef::Epoll(op_ref)))
     }
 
     fn start(&self, data: OpData<C>, eager: bool) -> Result<Eager<C>, SubmitError<C>> {
