@@ -217,10 +217,14 @@ impl<C: Send + 'static> Handle<C> {
             (Request::WriteAt { .. }, FdKind::Stream | FdKind::Datagram) => Request::Send,
             (request, _) => request,
         };
-        self.o.shared.op_started();
-        let op =
-            OpData { handle: Arc::clone(&self.o.shared), key: self.o.shared.key, request, buffer, context };
-        Ok((driver, op))
+        Ok((driver, self.new_op(request, buffer, context)))
+    }
+
+    /// An operation of this handle, counted as started on its descriptor.
+    fn new_op(&self, request: Request, buffer: Option<Buffer>, context: C) -> OpData<C> {
+        let shared = &self.o.shared;
+        shared.op_started();
+        OpData { handle: Arc::clone(shared), key: shared.key, request, buffer, context }
     }
 
     /// The eager form of `submit`, for a backend that makes the attempt itself
@@ -236,16 +240,11 @@ impl<C: Send + 'static> Handle<C> {
         let Some(driver) = self.o.port.existing_driver() else {
             return Err(SubmitError::new(crate::sys::closed_error(), context, Some(buffer)));
         };
-        let shared = &self.o.shared;
-        let make = |request, buffer, context| {
-            shared.op_started();
-            OpData { handle: Arc::clone(shared), key: shared.key, request, buffer, context }
-        };
-        match driver.submit_eager(shared, request, buffer, context, make)? {
+        let make = |request, buffer, context| self.new_op(request, buffer, context);
+        match driver.submit_eager(&self.o.shared, request, buffer, context, make)? {
             crate::sys::Eager::Immediate(result, buf, context) => {
                 Ok(Started::Done(self.immediate(result, buf, context)))
             }
-            crate::sys::Eager::Done(c) => Ok(Started::Done(c)),
             crate::sys::Eager::Pending(op_ref) => Ok(Started::Pending(OpId(op_ref))),
         }
     }

@@ -61,8 +61,6 @@ pub(crate) enum Eager<C> {
     /// Completed at once, before any operation was made: its result, with the caller's
     /// buffer and context back. No packet follows.
     Immediate(io::Result<usize>, crate::buffer::Buffer, C),
-    /// Completed at once as an operation (its packet is not queued): the completion.
-    Done(Completion<C>),
     /// In flight: its packet follows.
     Pending(OpRef<C>),
 }
@@ -201,7 +199,11 @@ impl<C: Send + 'static> Driver<C> {
     ) -> Result<Eager<C>, SubmitError<C>> {
         match self {
             Driver::Epoll(e) => e.submit_eager(desc, request, buffer, context, make),
-            _ => self.submit(make(request, Some(buffer), context)).map(Eager::Pending),
+            // A plain submission; the count `make` took is given back if it is refused.
+            _ => self
+                .submit(make(request, Some(buffer), context))
+                .map(Eager::Pending)
+                .inspect_err(|_| desc.op_finished()),
         }
     }
 

@@ -140,14 +140,6 @@ impl<C> OpRef<C> {
     }
 }
 
-/// What an eager submission became.
-pub(crate) enum Eager<C> {
-    /// Completed at submission; no packet will follow.
-    Done(Completion<C>),
-    /// In flight (or completed at submission with its packet queued).
-    Pending(OpRef<C>),
-}
-
 /// Where an operation waits.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Side {
@@ -251,15 +243,80 @@ impl<C: Send + 'static> Epoll<C> {
 
     /// Starts one operation. See the module documentation for who performs its call.
     pub(crate) fn submit(&self, data: OpData<C>) -> Result<OpRef<C>, SubmitError<C>> {
-        self.start(data, false).map(|started| match started {
-            Eager::Pending(op_ref) => op_ref,
-            // Not produced when `eager` is false; were it, its packet is queued as usual.
-            Eager::Done(c) => {
-                self.shared.in_flight.fetch_add(1, SeqCst);
-                self.shared.push_one(c);
-                OpRef { mark: Weak::new(), home: Weak::new() }
+        let sh = &self.shared;
+        let Some(fs) = fd_state::<C>(&data.handle).cloned() else {
+            let e = io::Error::other("the descriptor was not registered with the epoll backend");
+            return Err(SubmitError::new(e, data.context, data.buffer));
+        };
+        let home = Arc::downgrade(&fs);
+        match side(&data.request, fs.pooled) {
+            Side::Pool => sh.pool.submit(sh, data, home).map_err(|(e, data)| {
+                SubmitError::new(e.unwrap_or_else(super::closed_error), data.context, data.buffer)
+            }),
+            Side::Inline => {
+                if sh.closed.load(SeqCst) {
+                    return Err(closed_refusal(data));
+                }
+                sh.in_flight.fetch_add(1, SeqCst);
+                let mut p = Pending::new(data);
+                let op_ref = OpRef { mark: Arc::downgrade(&p.mark), home };
+                // Shutdown and sync never answer `EAGAIN`; if one did, it would be its result.
+                let done = attempt::attempt(&mut p).unwrap_or_else(Done::would_block);
+                sh.push_one(complete(p.data, done));
+                Ok(op_ref)
             }
-        })
+            dir => {
+                let mut q = lock(&fs.q);
+                if sh.closed.load(SeqCst) {
+                    return Err(closed_refusal(data));
+                }
+                let q = &mut *q;
+                if is_probe(&data) {
+                    sh.in_flight.fetch_add(1, SeqCst);
+                    let mut p = Pending::new(data);
+                    let op_ref = OpRef { mark: Arc::downgrade(&p.mark), home };
+                    // Readable now (a peek finds data, end of stream or an error)? Else it
+                    // waits for the next readability; a peek's `EAGAIN` is as good as a
+                    // receive's for the flag.
+                    if q.read_ready {
+                        match attempt::attempt(&mut p) {
+                            Some(done) => {
+                                sh.push_one(complete(p.data, done));
+                                return Ok(op_ref);
+                            }
+                            None => q.read_ready = false,
+                        }
+                    }
+                    q.probes.push(p);
+                    return Ok(op_ref);
+                }
+                let (queue, ready) = match dir {
+                    Side::Read => (&mut q.read, &mut q.read_ready),
+                    _ => (&mut q.write, &mut q.write_ready),
+                };
+                // First in line and the descriptor may be ready (or a connect to start):
+                // one attempt, before the operation is marked and queued, so that one
+                // that completes costs no allocation.
+                let (mut data, mut connecting) = (data, false);
+                let starts_connect = matches!(data.request, Request::Connect { .. });
+                if queue.is_empty() && (*ready || starts_connect) {
+                    match attempt::attempt_op(&mut data, &mut connecting) {
+                        Some(done) => {
+                            sh.in_flight.fetch_add(1, SeqCst);
+                            sh.push_one(complete(data, done));
+                            // Already complete: a reference that says so (no cancel finds it).
+                            return Ok(OpRef { mark: Weak::new(), home });
+                        }
+                        None => *ready = false,
+                    }
+                }
+                sh.in_flight.fetch_add(1, SeqCst);
+                let p = Pending { data, mark: Arc::new(()), connecting };
+                let op_ref = OpRef { mark: Arc::downgrade(&p.mark), home };
+                queue.push_back(p);
+                Ok(op_ref)
+            }
+        }
     }
 
     /// Starts a socket send or receive eagerly (skip-on-success; `Driver::submit_eager`).
@@ -284,10 +341,12 @@ impl<C: Send + 'static> Epoll<C> {
         };
         let dir = side(&request, fs.pooled);
         if !matches!(dir, Side::Read | Side::Write) {
-            return self.start(make(request, Some(buffer), context), true).map(|started| match started {
-                Eager::Done(c) => super::Eager::Done(c),
-                Eager::Pending(r) => super::Eager::Pending(super::OpRef::Epoll(r)),
-            });
+            // Not a socket send or receive: a plain submission (the count `make` took is
+            // given back if it is refused).
+            return self
+                .submit(make(request, Some(buffer), context))
+                .map(|r| super::Eager::Pending(super::OpRef::Epoll(r)))
+                .inspect_err(|_| desc.op_finished());
         }
         let sh = &self.shared;
         let mut q = lock(&fs.q);
@@ -319,87 +378,6 @@ impl<C: Send + 'static> Epoll<C> {
         let op_ref = OpRef { mark: Arc::downgrade(&p.mark), home: Arc::downgrade(fs) };
         queue.push_back(p);
         Ok(super::Eager::Pending(super::OpRef::Epoll(op_ref)))
-    }
-
-    fn start(&self, data: OpData<C>, eager: bool) -> Result<Eager<C>, SubmitError<C>> {
-        let Some(fs) = fd_state::<C>(&data.handle).cloned() else {
-            let e = io::Error::other("the descriptor was not registered with the epoll backend");
-            return Err(SubmitError::new(e, data.context, data.buffer));
-        };
-        let sh = &self.shared;
-        let home = Arc::downgrade(&fs);
-        match side(&data.request, fs.pooled) {
-            Side::Pool => sh.pool.submit(sh, data, home).map(Eager::Pending).map_err(|(e, data)| {
-                SubmitError::new(e.unwrap_or_else(super::closed_error), data.context, data.buffer)
-            }),
-            Side::Inline => {
-                if sh.closed.load(SeqCst) {
-                    return Err(closed_refusal(data));
-                }
-                sh.in_flight.fetch_add(1, SeqCst);
-                let mut p = Pending::new(data);
-                let op_ref = OpRef { mark: Arc::downgrade(&p.mark), home };
-                // Shutdown and sync never answer `EAGAIN`; if one did, it would be its result.
-                let done = attempt::attempt(&mut p).unwrap_or_else(Done::would_block);
-                sh.push_one(complete(p.data, done));
-                Ok(Eager::Pending(op_ref))
-            }
-            dir => {
-                let mut q = lock(&fs.q);
-                if sh.closed.load(SeqCst) {
-                    return Err(closed_refusal(data));
-                }
-                let q = &mut *q;
-                if is_probe(&data) {
-                    sh.in_flight.fetch_add(1, SeqCst);
-                    let mut p = Pending::new(data);
-                    let op_ref = OpRef { mark: Arc::downgrade(&p.mark), home };
-                    // Readable now (a peek finds data, end of stream or an error)? Else it
-                    // waits for the next readability; a peek's `EAGAIN` is as good as a
-                    // receive's for the flag.
-                    if q.read_ready {
-                        match attempt::attempt(&mut p) {
-                            Some(done) => {
-                                sh.push_one(complete(p.data, done));
-                                return Ok(Eager::Pending(op_ref));
-                            }
-                            None => q.read_ready = false,
-                        }
-                    }
-                    q.probes.push(p);
-                    return Ok(Eager::Pending(op_ref));
-                }
-                let (queue, ready) = match dir {
-                    Side::Read => (&mut q.read, &mut q.read_ready),
-                    _ => (&mut q.write, &mut q.write_ready),
-                };
-                // First in line and the descriptor may be ready (or a connect to start):
-                // one attempt, before the operation is marked and queued, so that one
-                // that completes costs no allocation.
-                let (mut data, mut connecting) = (data, false);
-                let starts_connect = matches!(data.request, Request::Connect { .. });
-                if queue.is_empty() && (*ready || starts_connect) {
-                    match attempt::attempt_op(&mut data, &mut connecting) {
-                        Some(done) if eager => {
-                            // Returned to the caller: it never enters the port.
-                            return Ok(Eager::Done(complete(data, done)));
-                        }
-                        Some(done) => {
-                            sh.in_flight.fetch_add(1, SeqCst);
-                            sh.push_one(complete(data, done));
-                            // Already complete: a reference that says so (no cancel finds it).
-                            return Ok(Eager::Pending(OpRef { mark: Weak::new(), home }));
-                        }
-                        None => *ready = false,
-                    }
-                }
-                sh.in_flight.fetch_add(1, SeqCst);
-                let p = Pending { data, mark: Arc::new(()), connecting };
-                let op_ref = OpRef { mark: Arc::downgrade(&p.mark), home };
-                queue.push_back(p);
-                Ok(Eager::Pending(op_ref))
-            }
-        }
     }
 
     /// Nothing is ever deferred: every submission reaches the kernel (or its queue) at once.
