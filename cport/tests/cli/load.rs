@@ -56,8 +56,15 @@ fn load_on_three_ports_checks_every_echo() {
         assert_eq!(code, Some(0), "{extra:?}: stderr: {stderr}\nreport: {r}");
         assert_eq!((u(&r, "ports"), u(&r, "connections")), (3, 7), "{r}");
         assert!(u(&r, "messages") > 0, "{extra:?}: {r}");
-        for field in ["errors", "mismatches", "connection_errors", "unanswered", "unsent"] {
+        for field in ["errors", "mismatches", "connection_errors", "unanswered"] {
             assert_eq!(u(&r, field), 0, "{extra:?}: {field} in {r}");
+        }
+        if extra.is_empty() {
+            assert_eq!(u(&r, "unsent"), 0, "closed loop sends each echo's successor: {r}");
+        } else {
+            // Open loop: about 2000 come due in the second; on a loaded machine a few may
+            // still be due at the end (measured, not an error: the server fell behind).
+            assert!(u(&r, "messages") + u(&r, "unsent") >= 1000, "{r}");
         }
     }
 }
