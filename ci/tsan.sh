@@ -2,8 +2,9 @@
 # Runs the port's concurrency tests (completion-port/tests/it/stress.rs and port.rs: many
 # posters and getters, hand-off, LIFO release, concurrency accounting, close and drain) and
 # 64 programs of the fuzz interpreter (fuzz.rs: I/O, cancels, getter threads, drains racing
-# them) under ThreadSanitizer: data races and lock-order problems. Arguments replace the
-# default test filter (`stress:: port:: fuzz::`).
+# them) and deferred submission (lifecycle.rs, `h9_*`: a sentry thread submitting while
+# workers push) under ThreadSanitizer: data races and lock-order problems. Arguments
+# replace the default test filter (`stress:: port:: fuzz:: lifecycle::h9_`).
 #
 # Needs the nightly toolchain with its rust-src component: TSan must see every atomic and
 # lock in the program, std's included, so std is rebuilt instrumented (-Zbuild-std);
@@ -34,5 +35,5 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1${TSAN_OPTIONS:+ $TS
 target=x86_64-unknown-linux-gnu
 
 export PROPTEST_CASES="${PROPTEST_CASES:-64}"
-if [ $# -eq 0 ]; then set -- stress:: port:: fuzz::; fi
+if [ $# -eq 0 ]; then set -- stress:: port:: fuzz:: lifecycle::h9_; fi
 cargo +nightly test -Zbuild-std --target "$target" -p completion-port --test it -- "$@"

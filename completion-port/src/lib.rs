@@ -87,6 +87,12 @@ pub use port::{BlockingGuard, CompletionPort};
 #[doc(hidden)]
 pub use sys::epoll::wake as loom_wake;
 
+/// loom test hook: deferred submission's sentry (`sys/sentry.rs`), for the loom models of
+/// `tests/loom.rs`. Exists only under `--cfg loom`.
+#[cfg(loom)]
+#[doc(hidden)]
+pub use sys::sentry as loom_sentry;
+
 /// The crate README's example, compiled and run as a doctest so that it cannot rot.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -131,6 +131,9 @@ struct Inner<C> {
     backend: Option<Backend>,
     /// Descriptors associated with this port.
     registry: std::sync::Arc<Registry>,
+    /// Deferred submission is on (docs/semantics.md H9). A setting, not part of any
+    /// protocol: a `std` atomic even under loom, so that it adds no step to the models.
+    deferring: std::sync::atomic::AtomicBool,
 }
 
 /// Stripes of `Inner::posting` (a power of two). One under loom: the protocol is the
@@ -441,6 +444,12 @@ impl<C: Send + 'static> Inner<C> {
             d.flush();
         }
     }
+
+    fn settle(&self) {
+        if let Some(d) = self.driver.get() {
+            d.settle();
+        }
+    }
 }
 
 /// The instant a wait gives up, or `None` to wait forever. Timeouts too large to
@@ -496,6 +505,7 @@ impl<C: Send + 'static> CompletionPort<C> {
                 driver: OnceLock::new(),
                 backend,
                 registry: Default::default(),
+                deferring: Default::default(),
             }),
         }
     }
@@ -599,6 +609,34 @@ impl<C: Send + 'static> CompletionPort<C> {
             Some(d) => d.batch(f),
             None => f(),
         }
+    }
+
+    /// Turns **deferred submission** on or off (docs/semantics.md H9; off by default).
+    ///
+    /// While it is on, operations that a thread starts after [`get`](Self::get) or
+    /// [`get_many`](Self::get_many) handed it packets are not handed to the kernel one
+    /// system call each: they go together, in the same system call, when that thread next
+    /// waits on this port (or finds nothing queued), enters [`blocking`](Self::blocking),
+    /// or calls [`flush`](Self::flush). Whatever the thread does instead (blocks
+    /// elsewhere, computes, exits), a backend thread (the *sentry*) hands them to the kernel
+    /// within about a millisecond. This is what [`batch`](Self::batch) does for one closure,
+    /// made implicit for a worker loop that takes a packet, starts the next operation and
+    /// comes back; the C API turns it on for every port. On the epoll backend it changes
+    /// nothing (operations start in their call there).
+    pub fn defer_submissions(&self, on: bool) {
+        self.inner.deferring.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether deferred submission is on ([`defer_submissions`](Self::defer_submissions)).
+    pub fn defers_submissions(&self) -> bool {
+        self.inner.deferring.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Hands to the kernel, now, the operations this thread started and deferred
+    /// ([`defer_submissions`](Self::defer_submissions), [`batch`](Self::batch) excepted:
+    /// a batch still open submits when it ends).
+    pub fn flush(&self) {
+        self.inner.settle();
     }
 
     /// The concurrency limit the port was created with (after resolving `0`).
@@ -729,6 +767,28 @@ impl<C: Send + 'static> CompletionPort<C> {
     }
 
     fn wait_into(
+        &self,
+        out: &mut impl Sink<C>,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<usize, GetError> {
+        let r = self.take_into(out, max, timeout);
+        if self.defers_submissions() {
+            if let Some(d) = self.existing_driver() {
+                match r {
+                    // The thread now works on its packets: what it submits waits until it
+                    // comes back (H9, deferred submission).
+                    Ok(_) => d.defer(),
+                    // It leaves the port with nothing to work on: nothing waits for it.
+                    Err(_) => d.settle(),
+                }
+            }
+        }
+        r
+    }
+
+    /// `wait_into` without deferred submission's bookkeeping.
+    fn take_into(
         &self,
         out: &mut impl Sink<C>,
         max: usize,
@@ -901,7 +961,7 @@ impl<C: Send + 'static> CompletionPort<C> {
                 continue;
             }
             drop(st);
-            inner.flush();
+            inner.settle();
             let state = match me.parker.park(deadline) {
                 Wake::Notified => me.parker.state(),
                 Wake::TimedOut => {
@@ -1070,7 +1130,7 @@ impl<C: Send + 'static> CompletionPort<C> {
     /// The guard form of [`blocking`](Self::blocking): the thread stops counting until the
     /// guard is dropped. Drop it on the same thread.
     pub fn blocking_guard(&self) -> BlockingGuard<'_, C> {
-        self.inner.flush();
+        self.inner.settle();
         let uncounted = assoc::take_count(self.id());
         if uncounted {
             self.inner.uncount();

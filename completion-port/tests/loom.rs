@@ -1245,3 +1245,89 @@ fn wake_protocol_with_a_taker() {
         assert_wake_invariant(&mb);
     });
 }
+
+// ---------------------------------------------------------------------------------------
+// Deferred submission's sentry (docs/semantics.md H9, `src/sys/sentry.rs`).
+
+use completion_port::loom_sentry::Sentry;
+
+/// What the model's "kernel" has been handed: the number of deferred submissions the
+/// sentry submitted, and a condition variable for the deferring thread to wait on.
+#[derive(Default)]
+struct Submitted {
+    count: loom::sync::Mutex<usize>,
+    changed: loom::sync::Condvar,
+}
+
+/// Starts the sentry's loop on its own thread with a model tick (a yield) and one quiet
+/// tick before it goes idle, so that the idle path is reached within the bounds.
+fn sentry_thread(
+    sentry: &Arc<Sentry>,
+    deferred: &Arc<AtomicUsize>,
+    submitted: &Arc<Submitted>,
+) -> thread::JoinHandle<()> {
+    let (sentry, deferred, submitted) = (Arc::clone(sentry), Arc::clone(deferred), Arc::clone(submitted));
+    thread::spawn(move || {
+        sentry.run(
+            Duration::from_millis(1),
+            1,
+            || deferred.load(SeqCst),
+            || {
+                // The real submit zeroes the count and enters the kernel.
+                let n = deferred.swap(0, SeqCst);
+                *submitted.count.lock().unwrap() += n;
+                submitted.changed.notify_all();
+            },
+        )
+    })
+}
+
+/// A deferring thread's side: raise the count, then tell the sentry (the backend's order),
+/// then block until the sentry has handed it over. If the sentry could sleep beside the
+/// deferral, this wait never ends and loom reports the deadlock.
+fn defer_and_wait(sentry: &Sentry, deferred: &AtomicUsize, submitted: &Submitted, expect: usize) {
+    deferred.fetch_add(1, SeqCst);
+    sentry.note_deferred();
+    let mut count = submitted.count.lock().unwrap();
+    while *count < expect {
+        count = submitted.changed.wait(count).unwrap();
+    }
+}
+
+// docs/semantics.md H9 (deferred submission): a thread defers a submission and then blocks
+// elsewhere, twice, while the sentry ticks, goes idle and is woken, in every interleaving
+// within the bounds: each deferral is handed to the kernel by the sentry (never left beside
+// an idle sentry), and `stop` ends the sentry's loop from any state.
+#[test]
+fn sentry_never_sleeps_beside_a_deferral() {
+    loom::model(|| {
+        let sentry = Arc::new(Sentry::new());
+        let deferred = Arc::new(AtomicUsize::new(0));
+        let submitted = Arc::new(Submitted::default());
+        let t = sentry_thread(&sentry, &deferred, &submitted);
+        defer_and_wait(&sentry, &deferred, &submitted, 1);
+        defer_and_wait(&sentry, &deferred, &submitted, 2);
+        sentry.stop();
+        t.join().unwrap();
+        assert!(sentry.is_stopped());
+        assert_eq!(deferred.load(SeqCst), 0);
+    });
+}
+
+// docs/semantics.md H9 (deferred submission): the sentry, left alone, goes idle (it does not
+// tick forever with nothing deferred), and a deferral then wakes it.
+#[test]
+fn sentry_goes_idle_and_a_deferral_wakes_it() {
+    loom::model(|| {
+        let sentry = Arc::new(Sentry::new());
+        let deferred = Arc::new(AtomicUsize::new(0));
+        let submitted = Arc::new(Submitted::default());
+        let t = sentry_thread(&sentry, &deferred, &submitted);
+        while !sentry.is_idle() {
+            thread::yield_now();
+        }
+        defer_and_wait(&sentry, &deferred, &submitted, 1);
+        sentry.stop();
+        t.join().unwrap();
+    });
+}

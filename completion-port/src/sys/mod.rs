@@ -10,8 +10,9 @@
 //!    freed, until the kernel is done with them (H3).
 //! 2. **wait**: block the calling thread in the kernel until at least one completion is
 //!    ready, [`Driver::wake`] is called, or a deadline passes; then convert what is ready
-//!    into [`Completion`]s. Only one thread at a time is asked to wait (the port's
-//!    *poller*), but `wake`, `submit` and `cancel` come from any thread.
+//!    into [`Completion`]s. Several threads may wait at once (the port's *pollers*, up
+//!    to [`Driver::max_pollers`]); `wake` brings one of them back, and `wake`, `submit`
+//!    and `cancel` come from any thread.
 //! 3. **peek**: the same without blocking.
 //! 4. **cancel** one operation, every operation on a descriptor, or everything (on close).
 //! 5. **close**: refuse new submissions and cancel everything in flight, atomically with
@@ -44,6 +45,7 @@ pub(crate) use descriptor::Descriptor;
 pub(crate) mod epoll;
 #[cfg(loom)]
 pub(crate) mod fake;
+pub mod sentry;
 pub(crate) mod uring;
 pub(crate) mod vio;
 
@@ -207,6 +209,25 @@ impl<C: Send + 'static> Driver<C> {
         }
     }
 
+    /// Opens the calling thread's deferred section (docs/semantics.md H9, deferred
+    /// submission): its submissions wait until it next waits on the port, or `settle`s,
+    /// or the backend's sentry hands them to the kernel (at most one tick later). Only
+    /// io_uring defers; epoll starts every operation in its call anyway.
+    pub(crate) fn defer(&self) {
+        if let Driver::Uring(u) = self {
+            u.defer();
+        }
+    }
+
+    /// Closes the calling thread's deferred section, if any, and hands what it deferred
+    /// to the kernel.
+    pub(crate) fn settle(&self) {
+        match self {
+            Driver::Uring(u) => u.settle(),
+            _ => self.flush(),
+        }
+    }
+
     /// Hands queued submissions (a transient submit failure's) to the kernel.
     pub(crate) fn flush(&self) {
         match self {
@@ -250,14 +271,15 @@ impl<C: Send + 'static> Driver<C> {
         }
     }
 
-    /// How many threads may wait in [`wait`](Self::wait) at once. io_uring: one (a
-    /// completion queue has one consumer; several waiters would all wake together).
-    /// epoll: any number: `epoll_wait` wakes one waiter per event, the most recent first
-    /// (its wait queue is exclusive and LIFO), and each thread runs the system calls of the
-    /// descriptors it was told about.
+    /// How many threads may wait in [`wait`](Self::wait) at once: any number on both (the
+    /// port allows up to its concurrency value). `epoll_wait` wakes one waiter per event,
+    /// the most recent first (its wait queue is exclusive and LIFO), and each thread runs
+    /// the system calls of the descriptors it was told about. io_uring wakes one waiter in
+    /// `io_uring_enter` per posting of completions (its wait queue is exclusive and FIFO);
+    /// each reaps what is there under the CQ lock (docs/design.md, "Several pollers").
     pub(crate) fn max_pollers(&self) -> usize {
         match self {
-            Driver::Uring(_) => 1,
+            Driver::Uring(_) => usize::MAX,
             Driver::Epoll(_) => usize::MAX,
             #[cfg(loom)]
             Driver::Fake(k) => k.max_pollers(),

@@ -310,6 +310,107 @@ fn h2_deferred_submissions_are_never_stranded() {
     assert_eq!(waiter.join().unwrap(), "before queued get");
 }
 
+// docs/semantics.md H9, deferred submission: with it on, a worker's submissions go to the
+// kernel with its next wait. The echo loop of the C API's workers: take a packet, start
+// the next operation, come back; every operation completes, in order, on both backends
+// (on epoll deferral changes nothing).
+#[test]
+fn h9_deferred_submissions_go_with_the_next_wait() {
+    let port = CompletionPort::<u32>::new(1);
+    port.defer_submissions(true);
+    assert!(port.defers_submissions());
+    let (ours, mut peer) = pair(&port, 1);
+    port.post(0, 0, 0).unwrap();
+    let mut got = Vec::new();
+    for i in 1..=20u32 {
+        let p = port.get(Some(PROMPT)).unwrap();
+        assert_eq!(p.context, i - 1);
+        if i > 1 {
+            got.extend_from_slice(p.buffer.as_deref().unwrap());
+        }
+        // Started inside the deferred section: handed over by the next `get`.
+        ours.recv(Vec::with_capacity(1), i).unwrap();
+        peer.write_all(&[i as u8]).unwrap();
+    }
+    let p = port.get(Some(PROMPT)).unwrap();
+    assert_eq!(p.context, 20);
+    got.extend_from_slice(p.buffer.as_deref().unwrap());
+    assert_eq!(got, (1..=20u8).collect::<Vec<_>>());
+    port.defer_submissions(false);
+    assert!(!port.defers_submissions());
+}
+
+// docs/semantics.md H9, deferred submission's bound: a worker that submits inside its
+// deferred section and then blocks somewhere else (never coming back to the port) does
+// not strand the operation: the backend's sentry hands it to the kernel (within two
+// milliseconds on io_uring; the test only bounds it by PROMPT), and another thread,
+// waiting in the kernel as the poller, receives its packet. Then the same from a worker
+// thread that exits right after submitting.
+#[test]
+fn h9_a_deferred_submission_reaches_the_kernel_while_its_thread_waits_elsewhere() {
+    let port = CompletionPort::<&str>::new(4);
+    port.defer_submissions(true);
+    let (ours, mut peer) = pair(&port, 1);
+    let ours = Arc::new(ours);
+    peer.write_all(b"ping").unwrap();
+    port.post(0, 0, "work").unwrap();
+    assert_eq!(port.get(Some(Duration::ZERO)).unwrap().context, "work");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p2 = port.clone();
+    let poller = thread::spawn(move || {
+        let p = p2.get(Some(PROMPT)).unwrap();
+        tx.send((p.context, p.buffer)).unwrap();
+    });
+    wait_until(PROMPT, "the other thread waits", || port.waiting() == 1);
+    ours.recv(Vec::with_capacity(8), "recv").unwrap();
+    // This thread now blocks on the channel, not on the port.
+    let (ctx, buf) = rx.recv_timeout(PROMPT).expect("the deferred receive reached the kernel");
+    assert_eq!((ctx, buf.as_deref()), ("recv", Some(&b"ping"[..])));
+    poller.join().unwrap();
+
+    port.post(0, 0, "work").unwrap();
+    let (p3, o3) = (port.clone(), Arc::clone(&ours));
+    thread::spawn(move || {
+        assert_eq!(p3.get(Some(PROMPT)).unwrap().context, "work");
+        o3.recv(Vec::with_capacity(8), "from an exited worker").unwrap();
+    })
+    .join()
+    .unwrap();
+    peer.write_all(b"pong").unwrap();
+    let p = port.get(Some(PROMPT)).expect("the exited worker's receive completes");
+    assert_eq!((p.context, p.buffer.as_deref()), ("from an exited worker", Some(&b"pong"[..])));
+}
+
+// docs/semantics.md H9 and P10: operations deferred and never handed over by their thread
+// are still the port's: `flush` hands them over at once, and a port drained right after a
+// deferral cancels them and returns each packet exactly once (nothing leaks, nothing
+// hangs), contexts dropped exactly once.
+#[test]
+fn h9_deferred_operations_are_flushed_cancelled_and_drained() {
+    let port = CompletionPort::<DropCounter>::new(2);
+    port.defer_submissions(true);
+    let (ours, mut peer) = pair(&port, 1);
+    let drops = Arc::new(AtomicUsize::new(0));
+    port.post(0, 0, DropCounter::new(0, &drops)).unwrap();
+    drop(port.get(Some(PROMPT)).unwrap());
+    ours.recv(Vec::with_capacity(8), DropCounter::new(1, &drops)).unwrap();
+    port.flush();
+    peer.write_all(b"now").unwrap();
+    let p = port.get(Some(PROMPT)).unwrap();
+    assert_eq!(p.buffer.as_deref(), Some(&b"now"[..]));
+    drop(p);
+    // Deferred again (the `get` above opened a new section), then the port is drained.
+    for id in 2..5 {
+        ours.recv(Vec::with_capacity(8), DropCounter::new(id, &drops)).unwrap();
+    }
+    let drained = port.drain();
+    assert_eq!(drained.len(), 3, "each deferred receive comes back once, cancelled");
+    assert!(drained.iter().all(|p| p.is_cancelled()));
+    drop(drained);
+    drop(ours);
+    assert_eq!(drops.load(Ordering::SeqCst), 5);
+}
+
 // Rule P7 (regression, found by the loom poller models): a thread already waiting in
 // `get` when the first handle is associated becomes the poller and receives I/O packets.
 #[test]

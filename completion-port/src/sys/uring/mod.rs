@@ -4,11 +4,16 @@
 //!
 //! * **Submission**: any thread pushes SQEs under the `sq` mutex (the only way to obtain the
 //!   ring's submission queue), then calls `io_uring_enter` to submit, outside the lock.
-//!   Inside [`Uring::batch`] the enter is deferred to the end of the batch.
-//! * **Completion**: the port lets one thread at a time wait in the kernel
-//!   (`io_uring_enter(GETEVENTS, min_complete = 1)`, with the caller's timeout); the
-//!   completion queue is read under the `cq` mutex, so a concurrent `drain` is safe too.
-//! * **Wake-up**: another thread wakes the waiting thread by submitting a `NOP` whose
+//!   Inside [`Uring::batch`] the enter is deferred to the end of the batch, and inside a
+//!   thread's deferred section ([`Uring::defer`], docs/semantics.md H9) to that thread's
+//!   next wait, or to the sentry (`sys/sentry.rs`), which submits what has sat deferred
+//!   for a tick.
+//! * **Completion**: the port lets several threads wait in the kernel at once
+//!   (`io_uring_enter(GETEVENTS, min_complete = 1)`, with the caller's timeout); the kernel
+//!   wakes one of them per posting of completions (an exclusive wait queue). The
+//!   completion queue is read under the `cq` mutex, so concurrent waiters and a `drain`
+//!   are safe.
+//! * **Wake-up**: another thread wakes one waiting thread by submitting a `NOP` whose
 //!   completion carries [`WAKE`]; the reader skips it.
 //!
 //! # Ownership round trip
@@ -22,7 +27,8 @@
 //!
 //! # Dropping
 //!
-//! [`Uring`]'s `Drop` (1) refuses new submissions, (2) cancels everything in flight,
+//! [`Uring`]'s `Drop` (0) stops and joins the sentry, which shares the ring, (1) refuses
+//! new submissions, (2) cancels everything in flight,
 //! (3) reaps until every operation's completion has come back, dropping each operation's
 //! buffer and context once, and only then (4) lets the ring be unmapped and closed. The
 //! kernel therefore never writes into freed memory, whatever the application leaked.
@@ -32,6 +38,7 @@ mod owner;
 
 pub(crate) use op::OpRef;
 
+use super::sentry::Sentry;
 use super::{Descriptor, OpData};
 use crate::completion::Completion;
 use crate::op::SubmitError;
@@ -42,7 +49,8 @@ use std::io;
 use std::marker::PhantomData;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// `user_data` of the NOP that wakes a waiting thread.
@@ -62,20 +70,40 @@ thread_local! {
     /// `io_uring_enter`, and the outermost section submits once at its end. Submissions to
     /// any other ring inside the section are not batched.
     static BATCH: Cell<(usize, u32)> = const { Cell::new((0, 0)) };
+    /// The ring (its address) whose deferred section this thread has open, or 0: the
+    /// thread took packets from a port with deferred submission on and has not come back
+    /// to it yet (docs/semantics.md H9). Its submissions to that ring are deferred like a
+    /// batch's; the next `wait`/`peek` of that thread, its `settle`, or the ring's sentry
+    /// hands them to the kernel.
+    static DEFERRED: Cell<usize> = const { Cell::new(0) };
 }
+
+/// How often the sentry looks for deferred submissions: a deferred submission whose
+/// thread does not come back to the port waits at most two ticks.
+const SENTRY_TICK: Duration = Duration::from_millis(1);
+/// Ticks in a row with nothing deferred before the sentry sleeps until the next deferral.
+const SENTRY_QUIET_TICKS: u32 = 16;
 
 /// The io_uring backend of one port.
 pub(crate) struct Uring<C> {
-    ring: IoUring,
+    /// Shared with the sentry thread, if one runs; `Drop` stops and joins it before it
+    /// uses the ring alone.
+    ring: Arc<IoUring>,
     /// Guards the submission queue; `true` once the port is closed (no new operations).
     sq: Mutex<bool>,
     /// Guards the completion queue.
     cq: Mutex<()>,
     /// Operations pushed whose completion has not yet been delivered to the port queue.
     in_flight: AtomicUsize,
-    /// SQEs pushed but not yet submitted (inside a `batch` section, or after a transient
-    /// submit failure); the next `wait`, `peek` or `flush` hands them to the kernel.
-    deferred: AtomicUsize,
+    /// SQEs pushed but not yet submitted (inside a `batch` or deferred section, or after a
+    /// transient submit failure); the next `wait`, `peek` or `flush` hands them to the
+    /// kernel, or the sentry does.
+    deferred: Arc<AtomicUsize>,
+    /// Deferred submission's safety net (`sys/sentry.rs`), started by the first deferred
+    /// section's first submission: `None` inside if the thread could not be started (then
+    /// deferred sections submit at once).
+    sentry: Arc<Sentry>,
+    sentry_thread: OnceLock<Option<JoinHandle<()>>>,
     /// ThreadSanitizer builds only (`--cfg completion_port_tsan`, set by `ci/tsan.sh`): the
     /// kernel orders an operation's SQE before its CQE, through the two rings' tail
     /// pointers, which ThreadSanitizer cannot pair. Every push (and restart) releases this
@@ -125,11 +153,13 @@ impl<C: Send + 'static> Uring<C> {
         }
         tracing::debug!(sq = SQ_ENTRIES, cq = CQ_ENTRIES, "io_uring ring created");
         Ok(Self {
-            ring,
+            ring: Arc::new(ring),
             sq: Mutex::new(false),
             cq: Mutex::new(()),
             in_flight: AtomicUsize::new(0),
-            deferred: AtomicUsize::new(0),
+            deferred: Arc::new(AtomicUsize::new(0)),
+            sentry: Arc::new(Sentry::new()),
+            sentry_thread: OnceLock::new(),
             #[cfg(completion_port_tsan)]
             tsan_handoff: AtomicUsize::new(0),
             _context: PhantomData,
@@ -152,6 +182,14 @@ impl<C: Send + 'static> Uring<C> {
         }
         if self.batching() {
             self.deferred.fetch_add(1, Ordering::SeqCst);
+            if self.in_deferred_section() {
+                if self.sentry_running() {
+                    // After the count is raised (the sentry's protocol).
+                    self.sentry.note_deferred();
+                } else {
+                    self.submit_now();
+                }
+            }
         } else {
             self.submit_now();
         }
@@ -206,26 +244,63 @@ impl<C: Send + 'static> Uring<C> {
     /// Whether this thread is inside a `batch` for this ring.
     fn batching(&self) -> bool {
         let (ring, depth) = BATCH.with(Cell::get);
-        depth > 0 && ring == self.id()
+        (depth > 0 && ring == self.id()) || self.in_deferred_section()
+    }
+
+    fn in_deferred_section(&self) -> bool {
+        DEFERRED.with(Cell::get) == self.id()
+    }
+
+    /// Opens this thread's deferred section for this ring (the port hands it packets with
+    /// deferred submission on). A section open for another ring is left to that ring's
+    /// sentry.
+    pub(crate) fn defer(&self) {
+        DEFERRED.with(|d| d.set(self.id()));
+    }
+
+    /// Closes this thread's deferred section for this ring, if open, and hands what is
+    /// deferred to the kernel (unless an explicit `batch` is still open).
+    pub(crate) fn settle(&self) {
+        self.end_deferred_section();
+        self.flush();
+    }
+
+    fn end_deferred_section(&self) {
+        DEFERRED.with(|d| {
+            if d.get() == self.id() {
+                d.set(0);
+            }
+        });
+    }
+
+    /// Whether the sentry thread runs, starting it on the first call.
+    fn sentry_running(&self) -> bool {
+        self.sentry_thread
+            .get_or_init(|| {
+                let (ring, deferred, sentry) =
+                    (Arc::clone(&self.ring), Arc::clone(&self.deferred), Arc::clone(&self.sentry));
+                std::thread::Builder::new()
+                    .name("cport-sentry".into())
+                    .spawn(move || {
+                        sentry.run(
+                            SENTRY_TICK,
+                            SENTRY_QUIET_TICKS,
+                            || deferred.load(Ordering::SeqCst),
+                            || submit_queued(&ring, &deferred),
+                        )
+                    })
+                    .inspect_err(|e| {
+                        tracing::warn!(error = %e, "no sentry thread: deferred submission is off");
+                    })
+                    .ok()
+            })
+            .is_some()
     }
 
     /// Hands queued SQEs to the kernel. A transient failure leaves them queued: the next
     /// enter by any thread (the waiting thread's included) submits them.
     fn submit_now(&self) {
-        self.deferred.store(0, Ordering::SeqCst);
-        loop {
-            match self.ring.submit() {
-                Ok(_) => return,
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(e) => {
-                    // The kernel pushes back (completions overflowing): they are read soon,
-                    // and the next enter, the poller's included, submits what is queued.
-                    tracing::debug!(error = %e, "io_uring submit deferred");
-                    self.deferred.fetch_add(1, Ordering::SeqCst);
-                    return;
-                }
-            }
-        }
+        submit_queued(&self.ring, &self.deferred);
     }
 
     /// Runs `f` with this thread's submissions to this ring batched: at the end of the
@@ -257,6 +332,7 @@ impl<C: Send + 'static> Uring<C> {
     /// submitting anything queued on the way, then converts every ready CQE.
     pub(crate) fn wait(&self, deadline: Option<Instant>, out: &mut Vec<Completion<C>>) -> io::Result<()> {
         // This enter submits everything queued, deferred SQEs included.
+        self.end_deferred_section();
         self.deferred.store(0, Ordering::SeqCst);
         let submitter = self.ring.submitter();
         let r = match deadline {
@@ -280,6 +356,7 @@ impl<C: Send + 'static> Uring<C> {
     /// Converts every ready CQE without blocking.
     pub(crate) fn peek(&self, out: &mut Vec<Completion<C>>) -> io::Result<()> {
         // Flush anything queued and let the kernel post overflowed completions.
+        self.end_deferred_section();
         self.deferred.store(0, Ordering::SeqCst);
         match self.ring.submit() {
             Ok(_) => {}
@@ -437,18 +514,29 @@ impl<C: Send + 'static> Uring<C> {
 
 impl<C> Drop for Uring<C> {
     fn drop(&mut self) {
+        // 0. The sentry shares the ring: stop it and wait until it has let go.
+        self.sentry.stop();
+        if let Some(Some(thread)) = self.sentry_thread.take() {
+            let _ = thread.join();
+        }
+        let Some(ring) = Arc::get_mut(&mut self.ring) else {
+            // Unreachable (the sentry was the only other owner). Never free what the
+            // kernel may still write: leak the operations in flight instead.
+            tracing::error!("io_uring ring still shared at drop; leaking its operations");
+            return;
+        };
         // 1. No new operations: nothing else holds the ring any more (we are in its drop).
         // 2. Cancel everything still in flight.
         let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any()).build().user_data(CANCEL);
-        let _ = self.ring.submission().push_cancel(&cancel);
+        let _ = ring.submission().push_cancel(&cancel);
         // 3. Reap until every operation has come back; each op is dropped here, once.
         let mut idle_rounds = 0u32;
         while *self.in_flight.get_mut() > 0 {
             let ts = timespec(Duration::from_millis(100));
             let args = types::SubmitArgs::new().timespec(&ts);
-            let _ = self.ring.submitter().submit_with_args(1, &args);
+            let _ = ring.submitter().submit_with_args(1, &args);
             let mut reaped = 0usize;
-            for cqe in self.ring.completion() {
+            for cqe in ring.completion() {
                 match cqe.user_data() {
                     WAKE | CANCEL => {}
                     user_data => {
@@ -468,10 +556,30 @@ impl<C> Drop for Uring<C> {
                     in_flight = *self.in_flight.get_mut(),
                     "waiting for io_uring operations to finish"
                 );
-                let _ = self.ring.submission().push_cancel(&cancel);
+                let _ = ring.submission().push_cancel(&cancel);
             }
         }
-        // 4. `self.ring` is unmapped and closed when this returns: nothing references it.
+        // 4. The ring is unmapped and closed when this returns: nothing references it.
+    }
+}
+
+/// Hands every queued SQE to the kernel. A transient failure leaves them queued (and
+/// counted in `deferred`): the next enter by any thread (the waiting thread's included)
+/// submits them.
+fn submit_queued(ring: &IoUring, deferred: &AtomicUsize) {
+    deferred.store(0, Ordering::SeqCst);
+    loop {
+        match ring.submit() {
+            Ok(_) => return,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) => {
+                // The kernel pushes back (completions overflowing): they are read soon,
+                // and the next enter, the poller's included, submits what is queued.
+                tracing::debug!(error = %e, "io_uring submit deferred");
+                deferred.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+        }
     }
 }
 
