@@ -15,8 +15,8 @@ use crate::port::{blocking, deliver, finish, Ctx, Op};
 use crate::regions::Regions;
 use crate::table::{self, lock, IoObj, Obj};
 use crate::types::*;
-use completion_port::Started;
 use completion_port::MAX_BUFFER;
+use completion_port::{Backend, Handle, Started};
 use std::ffi::{c_char, c_void};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
@@ -116,7 +116,7 @@ pub(crate) unsafe fn submit_read(
     // SAFETY: `ov` is the caller's OVERLAPPED, valid until the packet (Windows' contract).
     unsafe { write_overlapped(ov, status::STATUS_PENDING, 0) };
     let mut pending = lock(&obj.pending);
-    if obj.socket && asked > 0 {
+    if obj.socket && asked > 0 && starts_eagerly(obj, &h) {
         let r = h.recv_eager(buf, ctx);
         return started(obj, ov, pending, r);
     }
@@ -130,8 +130,19 @@ pub(crate) unsafe fn submit_read(
     }
 }
 
-/// The outcome of an eager submission on a socket, which is how every socket read and
-/// write starts (one system call when the socket is ready, none through the ring): pending
+/// Whether a socket read or write is tried in the call (eagerly) rather than handed to the
+/// port's backend. On io_uring it goes through the ring unless skip-on-success is set: the
+/// port defers submissions (H9), so a ring operation costs no system call of its own (it
+/// goes with the worker's next wait), where an attempt costs one, and a receive that
+/// finds nothing costs two. Measured with the seeds' echo server against `cport serve`
+/// (docs/benchmarks.md). With skip-on-success the caller handles a completion at once
+/// itself, which saves the packet; on epoll the backend tries the call anyway.
+fn starts_eagerly(obj: &IoObj, h: &Handle<Ctx>) -> bool {
+    obj.skip_on_success.load(Ordering::Relaxed) || h.port().backend() != Some(Backend::Uring)
+}
+
+/// The outcome of an eager submission on a socket, which is how socket reads and writes
+/// start where [`starts_eagerly`] says so (one system call when the socket is ready): pending
 /// (a packet will come), or completed at once. Completed at once, it returns the byte
 /// count as Windows does (the call returns success), and its packet is queued all the
 /// same unless `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` is set (then the caller's buffers
@@ -209,7 +220,7 @@ pub(crate) unsafe fn submit_write(
     // SAFETY: `ov` is the caller's OVERLAPPED, valid until the packet (Windows' contract).
     unsafe { write_overlapped(ov, status::STATUS_PENDING, 0) };
     let mut pending = lock(&obj.pending);
-    if obj.socket {
+    if obj.socket && starts_eagerly(obj, &h) {
         let r = h.send_eager(buf, ctx);
         return started(obj, ov, pending, r);
     }

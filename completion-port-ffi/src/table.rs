@@ -9,6 +9,7 @@ use crate::error::code::ERROR_INVALID_HANDLE;
 use crate::port::Ctx;
 use crate::sync::{EventObj, ThreadObj};
 use completion_port::{CompletionPort, Handle, OpId};
+use crossbeam_utils::CachePadded;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -119,24 +120,36 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-static TABLE: LazyLock<RwLock<WordMap<Obj>>> = LazyLock::new(|| RwLock::new(WordMap::default()));
+/// Stripes of the handle table (a power of two). Every overlapped call looks its handles
+/// up here; with one lock, the lock word's cache line moved between the worker threads on
+/// every call. Handle values are taken in turn (4 apart), so consecutive objects (the
+/// sockets of one server) land on different stripes.
+const STRIPES: usize = 16;
+
+static TABLE: LazyLock<[CachePadded<RwLock<WordMap<Obj>>>; STRIPES]> =
+    LazyLock::new(|| std::array::from_fn(|_| CachePadded::new(RwLock::new(WordMap::default()))));
 static NEXT: AtomicUsize = AtomicUsize::new(0x100);
+
+/// The stripe that holds handle `h`.
+fn stripe(h: usize) -> &'static RwLock<WordMap<Obj>> {
+    &TABLE[(h >> 2) % STRIPES]
+}
 
 /// Enters an object in the table and returns its new handle value.
 pub(crate) fn insert(obj: Obj) -> usize {
     let h = NEXT.fetch_add(4, Ordering::Relaxed);
-    TABLE.write().unwrap_or_else(PoisonError::into_inner).insert(h, obj);
+    stripe(h).write().unwrap_or_else(PoisonError::into_inner).insert(h, obj);
     h
 }
 
 /// The object a handle value refers to.
 pub(crate) fn get(h: usize) -> Option<Obj> {
-    TABLE.read().unwrap_or_else(PoisonError::into_inner).get(&h).cloned()
+    stripe(h).read().unwrap_or_else(PoisonError::into_inner).get(&h).cloned()
 }
 
 /// Removes a handle from the table (`CloseHandle`), returning what it referred to.
 pub(crate) fn remove(h: usize) -> Option<Obj> {
-    TABLE.write().unwrap_or_else(PoisonError::into_inner).remove(&h)
+    stripe(h).write().unwrap_or_else(PoisonError::into_inner).remove(&h)
 }
 
 /// The port a handle value refers to, or `ERROR_INVALID_HANDLE`.
