@@ -306,7 +306,7 @@ pub unsafe extern "C" fn ReadFile(
         }
         let ov = lpOverlapped as usize;
         let len = nNumberOfBytesToRead as usize;
-        if ov != 0 && obj.handle().is_some() {
+        if ov != 0 && obj.is_associated() {
             // SAFETY: the caller's buffer, writable until the packet (this function's contract).
             let n = unsafe { submit_read(&obj, ov, Regions::one(lpBuffer as usize, len), offset_of(ov)) }?;
             return Ok(done_at_once(n, lpNumberOfBytesRead));
@@ -354,7 +354,7 @@ pub unsafe extern "C" fn WriteFile(
         }
         let ov = lpOverlapped as usize;
         let len = nNumberOfBytesToWrite as usize;
-        if ov != 0 && obj.handle().is_some() {
+        if ov != 0 && obj.is_associated() {
             // SAFETY: the caller's buffer, readable until the packet (this function's contract).
             let n = unsafe { submit_write(&obj, ov, Regions::one(lpBuffer as usize, len), offset_of(ov)) }?;
             return Ok(done_at_once(n, lpNumberOfBytesWritten));

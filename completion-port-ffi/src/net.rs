@@ -593,7 +593,7 @@ pub unsafe extern "C" fn WSARecv(
         let bufs = unsafe { Regions::wsabufs(lpBuffers, dwBufferCount) }?;
         let ov = lpOverlapped as usize;
         let flags = if lpFlags.is_null() { 0 } else { unsafe_read(lpFlags) };
-        if ov != 0 && o.handle().is_some() {
+        if ov != 0 && o.is_associated() {
             // SAFETY: the WSABUFs' memory is writable until the packet (contract).
             return unsafe { submit_read(&o, ov, bufs, 0) }
                 .map(|n| out_bytes(n, lpNumberOfBytesRecvd))
@@ -669,7 +669,7 @@ pub unsafe extern "C" fn WSASend(
         // SAFETY: contract.
         let bufs = unsafe { Regions::wsabufs(lpBuffers, dwBufferCount) }?;
         let ov = lpOverlapped as usize;
-        if ov != 0 && o.handle().is_some() {
+        if ov != 0 && o.is_associated() {
             // SAFETY: the WSABUFs' memory is readable until the packet (contract).
             return unsafe { crate::file::submit_write(&o, ov, bufs, 0) }
                 .map(|n| out_bytes(n, lpNumberOfBytesSent))
@@ -803,7 +803,7 @@ pub unsafe extern "C" fn AcceptEx(
         if dwLocalAddressLength < min || dwRemoteAddressLength < min {
             return Err(WSAEINVAL);
         }
-        if target.handle().is_some() {
+        if target.is_associated() {
             // Its association would be remade for the new descriptor; Windows programs
             // associate the accepted socket after the accept, as the library expects.
             return Err(WSAEINVAL);
@@ -1067,7 +1067,7 @@ pub unsafe extern "C" fn WSARecvFrom(
         // SAFETY: contract.
         let bufs = unsafe { Regions::wsabufs(lpBuffers, dwBufferCount) }?;
         let ov = lpOverlapped as usize;
-        if ov != 0 && o.handle().is_some() {
+        if ov != 0 && o.is_associated() {
             // SAFETY: the WSABUFs' memory is writable until the packet (contract).
             let buf = unsafe { bufs.buffer(true, 0) };
             let op = Op::RecvFrom { from: lpFrom as usize, fromlen: lpFromlen as usize };
@@ -1122,7 +1122,7 @@ pub unsafe extern "C" fn WSASendTo(
         // SAFETY: contract.
         let bufs = unsafe { Regions::wsabufs(lpBuffers, dwBufferCount) }?;
         let ov = lpOverlapped as usize;
-        if ov != 0 && o.handle().is_some() {
+        if ov != 0 && o.is_associated() {
             // SAFETY: contract.
             let to = unsafe { socket_addr(lpTo, iTolen) }?;
             // SAFETY: the WSABUFs' memory is readable until the packet (contract).

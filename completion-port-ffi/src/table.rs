@@ -113,6 +113,11 @@ impl IoObj {
     pub(crate) fn handle(&self) -> Option<Handle<Ctx>> {
         lock(&self.assoc).as_ref().map(|a| a.handle.clone())
     }
+
+    /// Whether the object is associated with a port (without cloning its handle).
+    pub(crate) fn is_associated(&self) -> bool {
+        lock(&self.assoc).is_some()
+    }
 }
 
 /// Locks a mutex, ignoring poisoning (a panic is already reported at the boundary).
