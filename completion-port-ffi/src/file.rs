@@ -100,11 +100,11 @@ pub unsafe extern "C" fn CreateFileA(
 /// [`Regions::buffer`] requires (the caller's contract for overlapped calls).
 pub(crate) unsafe fn submit_read(
     obj: &Arc<IoObj>,
+    h: Handle<Ctx>,
     ov: usize,
     regions: Regions,
     offset: u64,
 ) -> Result<u32, u32> {
-    let h = obj.handle().ok_or(ERROR_INVALID_PARAMETER)?;
     let asked = regions.total();
     if asked > MAX_BUFFER {
         return Err(ERROR_INVALID_PARAMETER);
@@ -128,6 +128,15 @@ pub(crate) unsafe fn submit_read(
         }
         Err(e) => Err(submit_failed(ov, &e.error, obj.socket)),
     }
+}
+
+/// The handle an overlapped call (`ov` not 0) on `obj` submits through, if `obj` is
+/// associated with a port; `None` for a synchronous call or an unassociated object.
+pub(crate) fn associated(obj: &IoObj, ov: usize) -> Option<Handle<Ctx>> {
+    if ov == 0 {
+        return None;
+    }
+    obj.handle()
 }
 
 /// Whether a socket read or write is tried in the call (eagerly) rather than handed to the
@@ -206,11 +215,11 @@ fn whole_success(c: &completion_port::Completion<Ctx>) -> Option<u32> {
 /// The regions are readable and stay valid until the packet (as [`submit_read`]).
 pub(crate) unsafe fn submit_write(
     obj: &Arc<IoObj>,
+    h: Handle<Ctx>,
     ov: usize,
     regions: Regions,
     offset: u64,
 ) -> Result<u32, u32> {
-    let h = obj.handle().ok_or(ERROR_INVALID_PARAMETER)?;
     if regions.total() > MAX_BUFFER {
         return Err(ERROR_INVALID_PARAMETER);
     }
@@ -306,9 +315,9 @@ pub unsafe extern "C" fn ReadFile(
         }
         let ov = lpOverlapped as usize;
         let len = nNumberOfBytesToRead as usize;
-        if ov != 0 && obj.is_associated() {
+        if let Some(h) = associated(&obj, ov) {
             // SAFETY: the caller's buffer, writable until the packet (this function's contract).
-            let n = unsafe { submit_read(&obj, ov, Regions::one(lpBuffer as usize, len), offset_of(ov)) }?;
+            let n = unsafe { submit_read(&obj, h, ov, Regions::one(lpBuffer as usize, len), offset_of(ov)) }?;
             return Ok(done_at_once(n, lpNumberOfBytesRead));
         }
         let n = blocking(|| {
@@ -354,9 +363,10 @@ pub unsafe extern "C" fn WriteFile(
         }
         let ov = lpOverlapped as usize;
         let len = nNumberOfBytesToWrite as usize;
-        if ov != 0 && obj.is_associated() {
+        if let Some(h) = associated(&obj, ov) {
             // SAFETY: the caller's buffer, readable until the packet (this function's contract).
-            let n = unsafe { submit_write(&obj, ov, Regions::one(lpBuffer as usize, len), offset_of(ov)) }?;
+            let n =
+                unsafe { submit_write(&obj, h, ov, Regions::one(lpBuffer as usize, len), offset_of(ov)) }?;
             return Ok(done_at_once(n, lpNumberOfBytesWritten));
         }
         let n = blocking(|| {

@@ -593,9 +593,9 @@ pub unsafe extern "C" fn WSARecv(
         let bufs = unsafe { Regions::wsabufs(lpBuffers, dwBufferCount) }?;
         let ov = lpOverlapped as usize;
         let flags = if lpFlags.is_null() { 0 } else { unsafe_read(lpFlags) };
-        if ov != 0 && o.is_associated() {
+        if let Some(h) = crate::file::associated(&o, ov) {
             // SAFETY: the WSABUFs' memory is writable until the packet (contract).
-            return unsafe { submit_read(&o, ov, bufs, 0) }
+            return unsafe { submit_read(&o, h, ov, bufs, 0) }
                 .map(|n| out_bytes(n, lpNumberOfBytesRecvd))
                 .map_err(|c| if c == ERROR_IO_PENDING { WSA_IO_PENDING } else { c });
         }
@@ -669,9 +669,9 @@ pub unsafe extern "C" fn WSASend(
         // SAFETY: contract.
         let bufs = unsafe { Regions::wsabufs(lpBuffers, dwBufferCount) }?;
         let ov = lpOverlapped as usize;
-        if ov != 0 && o.is_associated() {
+        if let Some(h) = crate::file::associated(&o, ov) {
             // SAFETY: the WSABUFs' memory is readable until the packet (contract).
-            return unsafe { crate::file::submit_write(&o, ov, bufs, 0) }
+            return unsafe { crate::file::submit_write(&o, h, ov, bufs, 0) }
                 .map(|n| out_bytes(n, lpNumberOfBytesSent))
                 .map_err(|c| if c == ERROR_IO_PENDING { WSA_IO_PENDING } else { c });
         }
