@@ -257,6 +257,12 @@ pub enum Op {
     DropPort {
         concurrency: u8,
     },
+    /// Turns deferred submission on or off (docs/semantics.md H9): a worker's submissions
+    /// then wait for its next `get`, and a `PromptSend` (which never calls `get` again)
+    /// depends on the backend's sentry to reach its peer.
+    Defer {
+        on: bool,
+    },
 }
 
 /// Decodes a program from fuzzer bytes.
@@ -916,6 +922,7 @@ impl Run {
             }
             Op::DropPort { concurrency } => self.new_port(usize::from(concurrency % 4)),
             Op::Batch { .. } => {} // run by `run`
+            Op::Defer { on } => self.port.defer_submissions(on),
         }
     }
 
