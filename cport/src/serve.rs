@@ -93,6 +93,12 @@ pub struct Args {
     /// host (docs/benchmarks.md).
     #[arg(long)]
     eager: bool,
+    /// Deferred submission (docs/semantics.md H9): the operations a worker starts go to
+    /// the kernel with its next wait instead of at the end of each batch, as the C API's
+    /// ports do; with `--batch 1` the server runs as the seeds' C echo server does (one
+    /// packet per call), for comparing the two (docs/benchmarks.md).
+    #[arg(long)]
+    defer: bool,
     /// Print the summary at exit as one JSON object on stdout (instead of a line on stderr).
     #[arg(long)]
     json: bool,
@@ -349,6 +355,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
     let mut servers = Vec::with_capacity(ports);
     for (i, listener) in listeners.into_iter().enumerate() {
         let port = CompletionPort::new(share(concurrency, ports, i).max(1));
+        port.defer_submissions(args.defer);
         let listener = port
             .associate(listener, LISTENER)
             .map_err(|e| format!("cannot associate the listener: {}", limits::explain(&e)))?;
