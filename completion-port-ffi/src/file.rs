@@ -13,14 +13,14 @@ use crate::error::code::*;
 use crate::error::{self, ffi, status};
 use crate::port::{blocking, deliver, finish, Ctx, Op};
 use crate::regions::Regions;
-use crate::table::{self, lock, IoObj, Obj};
+use crate::table::{self, IoObj, IoState, Obj};
 use crate::types::*;
 use completion_port::MAX_BUFFER;
 use completion_port::{Backend, Handle, Started};
 use std::ffi::{c_char, c_void};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 const GENERIC_READ: DWORD = 0x8000_0000;
 const GENERIC_WRITE: DWORD = 0x4000_0000;
@@ -100,7 +100,7 @@ pub unsafe extern "C" fn CreateFileA(
 /// [`Regions::buffer`] requires (the caller's contract for overlapped calls).
 pub(crate) unsafe fn submit_read(
     obj: &Arc<IoObj>,
-    h: Handle<Ctx>,
+    mut st: MutexGuard<'_, IoState>,
     ov: usize,
     regions: Regions,
     offset: u64,
@@ -109,16 +109,17 @@ pub(crate) unsafe fn submit_read(
     if asked > MAX_BUFFER {
         return Err(ERROR_INVALID_PARAMETER);
     }
+    let IoState { assoc, pending } = &mut *st;
+    let h = &assoc.as_ref().ok_or(ERROR_INVALID_PARAMETER)?.handle;
     // SAFETY: contract: the caller's memory, writable until the packet; the operation
     // holds the Buffer until then and delivery drops it before the caller hears.
     let buf = unsafe { regions.buffer(true, 0) };
     let ctx = Ctx::new(ov, Op::Read { asked, file: !obj.socket }, obj);
     // SAFETY: `ov` is the caller's OVERLAPPED, valid until the packet (Windows' contract).
     unsafe { write_overlapped(ov, status::STATUS_PENDING, 0) };
-    let mut pending = lock(&obj.pending);
-    if obj.socket && asked > 0 && starts_eagerly(obj, &h) {
+    if obj.socket && asked > 0 && starts_eagerly(obj, h) {
         let r = h.recv_eager(buf, ctx);
-        return started(obj, ov, pending, r);
+        return started(obj, ov, st, r);
     }
     let r = if obj.socket { h.recv(buf, ctx) } else { h.read_at(buf, offset, ctx) };
     match r {
@@ -130,13 +131,16 @@ pub(crate) unsafe fn submit_read(
     }
 }
 
-/// The handle an overlapped call (`ov` not 0) on `obj` submits through, if `obj` is
-/// associated with a port; `None` for a synchronous call or an unassociated object.
-pub(crate) fn associated(obj: &IoObj, ov: usize) -> Option<Handle<Ctx>> {
+/// For an overlapped call (`ov` not 0) on an object associated with a port: the object's
+/// state, locked, which `submit_read`/`submit_write` submit under (one lock per call: the
+/// handle is borrowed, not cloned, and the operation recorded in the same hold). `None` for
+/// a synchronous call or an unassociated object.
+pub(crate) fn overlapped(obj: &IoObj, ov: usize) -> Option<MutexGuard<'_, IoState>> {
     if ov == 0 {
         return None;
     }
-    obj.handle()
+    let st = obj.state();
+    st.assoc.is_some().then_some(st)
 }
 
 /// Whether a socket read or write is tried in the call (eagerly) rather than handed to the
@@ -161,18 +165,19 @@ fn starts_eagerly(obj: &IoObj, h: &Handle<Ctx>) -> bool {
 fn started(
     obj: &Arc<IoObj>,
     ov: usize,
-    mut pending: std::sync::MutexGuard<'_, crate::table::WordMap<completion_port::OpId<Ctx>>>,
+    mut st: MutexGuard<'_, IoState>,
     r: Result<Started<Ctx>, completion_port::SubmitError<Ctx>>,
 ) -> Result<u32, u32> {
     match r {
         Ok(Started::Pending(id)) => {
-            pending.insert(ov, id);
+            st.pending.insert(ov, id);
             Err(ERROR_IO_PENDING)
         }
         Ok(Started::Done(c)) => {
-            drop(pending);
+            let port = st.assoc.as_ref().map(|a| a.port.clone());
+            // `deliver` takes the lock.
+            drop(st);
             if let (false, Some(bytes)) = (obj.skip_on_success.load(Ordering::Relaxed), whole_success(&c)) {
-                let port = lock(&obj.assoc).as_ref().map(|a| a.port.clone());
                 if let Some(port) = port {
                     // The OVERLAPPED says "done" before the packet can be taken (and the
                     // OVERLAPPED reused by whoever takes it).
@@ -215,7 +220,7 @@ fn whole_success(c: &completion_port::Completion<Ctx>) -> Option<u32> {
 /// The regions are readable and stay valid until the packet (as [`submit_read`]).
 pub(crate) unsafe fn submit_write(
     obj: &Arc<IoObj>,
-    h: Handle<Ctx>,
+    mut st: MutexGuard<'_, IoState>,
     ov: usize,
     regions: Regions,
     offset: u64,
@@ -223,15 +228,16 @@ pub(crate) unsafe fn submit_write(
     if regions.total() > MAX_BUFFER {
         return Err(ERROR_INVALID_PARAMETER);
     }
+    let IoState { assoc, pending } = &mut *st;
+    let h = &assoc.as_ref().ok_or(ERROR_INVALID_PARAMETER)?.handle;
     // SAFETY: contract, as in `submit_read`.
     let buf = unsafe { regions.buffer(false, 0) };
     let ctx = Ctx::new(ov, Op::Write { done: 0, regions }, obj);
     // SAFETY: `ov` is the caller's OVERLAPPED, valid until the packet (Windows' contract).
     unsafe { write_overlapped(ov, status::STATUS_PENDING, 0) };
-    let mut pending = lock(&obj.pending);
-    if obj.socket && starts_eagerly(obj, &h) {
+    if obj.socket && starts_eagerly(obj, h) {
         let r = h.send_eager(buf, ctx);
-        return started(obj, ov, pending, r);
+        return started(obj, ov, st, r);
     }
     let r = if obj.socket { h.send(buf, ctx) } else { h.write_at(buf, offset, ctx) };
     match r {
@@ -315,9 +321,10 @@ pub unsafe extern "C" fn ReadFile(
         }
         let ov = lpOverlapped as usize;
         let len = nNumberOfBytesToRead as usize;
-        if let Some(h) = associated(&obj, ov) {
+        if let Some(st) = overlapped(&obj, ov) {
             // SAFETY: the caller's buffer, writable until the packet (this function's contract).
-            let n = unsafe { submit_read(&obj, h, ov, Regions::one(lpBuffer as usize, len), offset_of(ov)) }?;
+            let n =
+                unsafe { submit_read(&obj, st, ov, Regions::one(lpBuffer as usize, len), offset_of(ov)) }?;
             return Ok(done_at_once(n, lpNumberOfBytesRead));
         }
         let n = blocking(|| {
@@ -363,10 +370,10 @@ pub unsafe extern "C" fn WriteFile(
         }
         let ov = lpOverlapped as usize;
         let len = nNumberOfBytesToWrite as usize;
-        if let Some(h) = associated(&obj, ov) {
+        if let Some(st) = overlapped(&obj, ov) {
             // SAFETY: the caller's buffer, readable until the packet (this function's contract).
             let n =
-                unsafe { submit_write(&obj, h, ov, Regions::one(lpBuffer as usize, len), offset_of(ov)) }?;
+                unsafe { submit_write(&obj, st, ov, Regions::one(lpBuffer as usize, len), offset_of(ov)) }?;
             return Ok(done_at_once(n, lpNumberOfBytesWritten));
         }
         let n = blocking(|| {
@@ -485,14 +492,15 @@ pub unsafe extern "C" fn GetOverlappedResult(
 pub unsafe extern "C" fn CancelIoEx(hFile: HANDLE, lpOverlapped: *mut OVERLAPPED) -> BOOL {
     ffi(FALSE, || {
         let obj = table::io(hval(hFile))?;
-        let h = obj.handle().ok_or(ERROR_NOT_FOUND)?;
+        let st = obj.state();
+        let h = &st.assoc.as_ref().ok_or(ERROR_NOT_FOUND)?.handle;
         let r = if lpOverlapped.is_null() {
             h.cancel_all()
         } else {
-            let pending = lock(&obj.pending);
-            let id = pending.get(&(lpOverlapped as usize)).ok_or(ERROR_NOT_FOUND)?;
+            let id = st.pending.get(&(lpOverlapped as usize)).ok_or(ERROR_NOT_FOUND)?;
             h.cancel(id)
         };
+        drop(st);
         r.map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 ERROR_NOT_FOUND

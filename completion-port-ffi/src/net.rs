@@ -13,7 +13,7 @@ use crate::error::{self, ffi};
 use crate::file::{submit_failed, submit_read};
 use crate::port::{blocking, finish, Ctx, Op};
 use crate::regions::Regions;
-use crate::table::{self, lock, IoObj, Obj};
+use crate::table::{self, IoObj, IoState, Obj};
 use crate::types::*;
 use std::ffi::{c_char, c_int, c_void};
 use std::mem::size_of;
@@ -593,9 +593,9 @@ pub unsafe extern "C" fn WSARecv(
         let bufs = unsafe { Regions::wsabufs(lpBuffers, dwBufferCount) }?;
         let ov = lpOverlapped as usize;
         let flags = if lpFlags.is_null() { 0 } else { unsafe_read(lpFlags) };
-        if let Some(h) = crate::file::associated(&o, ov) {
+        if let Some(st) = crate::file::overlapped(&o, ov) {
             // SAFETY: the WSABUFs' memory is writable until the packet (contract).
-            return unsafe { submit_read(&o, h, ov, bufs, 0) }
+            return unsafe { submit_read(&o, st, ov, bufs, 0) }
                 .map(|n| out_bytes(n, lpNumberOfBytesRecvd))
                 .map_err(|c| if c == ERROR_IO_PENDING { WSA_IO_PENDING } else { c });
         }
@@ -669,9 +669,9 @@ pub unsafe extern "C" fn WSASend(
         // SAFETY: contract.
         let bufs = unsafe { Regions::wsabufs(lpBuffers, dwBufferCount) }?;
         let ov = lpOverlapped as usize;
-        if let Some(h) = crate::file::associated(&o, ov) {
+        if let Some(st) = crate::file::overlapped(&o, ov) {
             // SAFETY: the WSABUFs' memory is readable until the packet (contract).
-            return unsafe { crate::file::submit_write(&o, h, ov, bufs, 0) }
+            return unsafe { crate::file::submit_write(&o, st, ov, bufs, 0) }
                 .map(|n| out_bytes(n, lpNumberOfBytesSent))
                 .map_err(|c| if c == ERROR_IO_PENDING { WSA_IO_PENDING } else { c });
         }
@@ -755,16 +755,16 @@ pub(crate) fn accepted(
     let (Some(dup), Some(listener)) = (dup, listener) else { return Ok(Some(())) };
     // The first data block: received through a temporary handle on the listener's port
     // under the listener's key, which the packet carries as Windows' does.
-    let port = lock(&listener.assoc).as_ref().map(|a| a.port.clone()).ok_or(ERROR_INVALID_HANDLE)?;
+    let port = listener.port().ok_or(ERROR_INVALID_HANDLE)?;
     let tmp = port.associate(dup, key).map_err(|e| error::from_io(&e, true))?;
     // SAFETY: the data part of the caller's AcceptEx buffer, writable for `recv_len` bytes
     // until the AcceptEx packet, which this receive's packet is (AcceptEx's contract).
     let buf = unsafe { Regions::one(info.buf, info.recv_len).buffer(true, 0) };
     let ctx = Ctx::new(ov, Op::AcceptData { tmp: tmp.clone(), info }, listener);
-    let mut pending = lock(&listener.pending);
+    let mut st = listener.state();
     match tmp.recv(buf, ctx) {
         Ok(id) => {
-            pending.insert(ov, id);
+            st.pending.insert(ov, id);
             Ok(None)
         }
         Err(e) => Err(error::from_io(&e.error, true)),
@@ -985,11 +985,12 @@ fn submit_socket(
     ov: usize,
     f: impl FnOnce(&completion_port::Handle<Ctx>) -> Result<completion_port::OpId<Ctx>, std::io::Error>,
 ) -> Result<c_int, u32> {
-    let h = o.handle().ok_or(WSAEINVAL)?;
+    let mut st = o.state();
+    let IoState { assoc, pending } = &mut *st;
+    let h = &assoc.as_ref().ok_or(WSAEINVAL)?.handle;
     // SAFETY: the caller's OVERLAPPED, valid until the packet.
     unsafe { write_overlapped(ov, crate::error::status::STATUS_PENDING, 0) };
-    let mut pending = lock(&o.pending);
-    match f(&h) {
+    match f(h) {
         Ok(id) => {
             pending.insert(ov, id);
             Err(WSA_IO_PENDING)

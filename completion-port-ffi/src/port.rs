@@ -4,7 +4,7 @@
 
 use crate::error::code::*;
 use crate::error::{self, ffi, status};
-use crate::table::{self, lock, Assoc, IoObj, Obj};
+use crate::table::{self, Assoc, IoObj, IoState, Obj};
 use crate::types::*;
 use completion_port::{CompletionPort, GetError, Handle, Parts};
 use std::cell::RefCell;
@@ -154,7 +154,7 @@ pub(crate) fn deliver(c: completion_port::Completion<Ctx>) -> Option<Delivered> 
     }
     let o = obj.upgrade();
     if let Some(o) = &o {
-        lock(&o.pending).remove(&ov);
+        o.state().pending.remove(&ov);
     }
     let mut error = match &result {
         Ok(_) => 0,
@@ -227,15 +227,15 @@ fn continue_send(
     done: usize,
 ) -> Option<u32> {
     // The socket was closed while its send was under way.
-    let Some((o, h)) = o.and_then(|o| o.handle().map(|h| (o, h))) else {
-        return Some(ERROR_OPERATION_ABORTED);
-    };
+    let Some(o) = o else { return Some(ERROR_OPERATION_ABORTED) };
+    let mut st = o.state();
+    let IoState { assoc, pending } = &mut *st;
+    let Some(a) = assoc.as_ref() else { return Some(ERROR_OPERATION_ABORTED) };
     // SAFETY: the caller's buffers of this overlapped call, readable until its packet,
     // which has not been delivered: this send is part of it.
     let buf = unsafe { regions.buffer(false, done) };
     let ctx = Ctx::new(ov, Op::Write { done, regions }, o);
-    let mut pending = lock(&o.pending);
-    match h.send(buf, ctx) {
+    match a.handle.send(buf, ctx) {
         Ok(id) => {
             pending.insert(ov, id);
             None
@@ -266,13 +266,13 @@ fn dup(fd: i32) -> Result<OwnedFd, u32> {
 
 /// Associates an object with a port under a key.
 fn associate(obj: &Arc<IoObj>, port: &CompletionPort<Ctx>, key: usize) -> Result<(), u32> {
-    let mut assoc = lock(&obj.assoc);
-    if assoc.is_some() {
+    let mut st = obj.state();
+    if st.assoc.is_some() {
         return Err(ERROR_INVALID_PARAMETER);
     }
     let fd = obj.with_fd(dup)?;
     let handle = port.associate(fd, key).map_err(|e| error::from_io(&e, obj.socket))?;
-    *assoc = Some(Assoc { port: port.clone(), key, handle });
+    st.assoc = Some(Assoc { port: port.clone(), key, handle });
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, RwLock};
 
 /// A hasher for keys that are handle values or addresses: they are distinct words
 /// already, so one multiplication spreads them (SipHash would cost more than the lookup).
@@ -60,12 +60,19 @@ pub(crate) struct IoObj {
     fd: RwLock<OwnedFd>,
     /// Made by `socket`/`WSASocketA`/`accept` (else by `CreateFileA`).
     pub(crate) socket: bool,
-    /// The association, once `CreateIoCompletionPort` has made it.
-    pub(crate) assoc: Mutex<Option<Assoc>>,
-    /// Operations in flight, by the address of their `OVERLAPPED` (for `CancelIoEx`).
-    pub(crate) pending: Mutex<WordMap<OpId<Ctx>>>,
+    /// The association and the operations in flight, under one lock: an overlapped call
+    /// takes it once to find its handle, submit and record the operation.
+    state: Mutex<IoState>,
     /// `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` was set.
     pub(crate) skip_on_success: AtomicBool,
+}
+
+/// What an object's lock guards.
+pub(crate) struct IoState {
+    /// The association, once `CreateIoCompletionPort` has made it.
+    pub(crate) assoc: Option<Assoc>,
+    /// Operations in flight, by the address of their `OVERLAPPED` (for `CancelIoEx`).
+    pub(crate) pending: WordMap<OpId<Ctx>>,
 }
 
 /// An object's association with a port.
@@ -84,8 +91,7 @@ impl IoObj {
         Self {
             fd: RwLock::new(fd),
             socket,
-            assoc: Mutex::new(None),
-            pending: Mutex::new(WordMap::default()),
+            state: Mutex::new(IoState { assoc: None, pending: WordMap::default() }),
             skip_on_success: AtomicBool::new(false),
         }
     }
@@ -100,8 +106,8 @@ impl IoObj {
     /// Replaces the descriptor (an accepted connection into the `AcceptEx` target); the
     /// association, if any, is made again for the new descriptor under the same key.
     pub(crate) fn replace_fd(&self, new: OwnedFd) -> std::io::Result<()> {
-        let mut assoc = lock(&self.assoc);
-        if let Some(a) = assoc.as_mut() {
+        let mut st = self.state();
+        if let Some(a) = st.assoc.as_mut() {
             let handle = a.port.associate(new.try_clone()?, a.key)?;
             a.handle = handle;
         }
@@ -109,14 +115,19 @@ impl IoObj {
         Ok(())
     }
 
-    /// The library handle, if the object is associated.
-    pub(crate) fn handle(&self) -> Option<Handle<Ctx>> {
-        lock(&self.assoc).as_ref().map(|a| a.handle.clone())
-    }
-
     /// Whether the object is associated with a port (without cloning its handle).
     pub(crate) fn is_associated(&self) -> bool {
-        lock(&self.assoc).is_some()
+        self.state().assoc.is_some()
+    }
+
+    /// The port the object is associated with.
+    pub(crate) fn port(&self) -> Option<CompletionPort<Ctx>> {
+        self.state().assoc.as_ref().map(|a| a.port.clone())
+    }
+
+    /// Locks the association and the operations in flight.
+    pub(crate) fn state(&self) -> MutexGuard<'_, IoState> {
+        lock(&self.state)
     }
 }
 
