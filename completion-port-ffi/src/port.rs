@@ -7,7 +7,7 @@ use crate::error::{self, ffi, status};
 use crate::table::{self, Assoc, IoObj, IoState, Obj};
 use crate::types::*;
 use completion_port::{CompletionPort, GetError, Handle, Parts};
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -54,64 +54,29 @@ impl Ctx {
 }
 
 thread_local! {
-    /// The port this thread last waited on, with its handle value: the shim's own blocking
-    /// calls (`Sleep`, `WaitForSingleObject`, synchronous socket calls) stop counting
-    /// against its concurrency value while they block (docs/semantics.md P9), and the next
-    /// `GetQueuedCompletionStatus` on the same handle uses it without the handle table
-    /// (whose lock, and the port's reference count, every worker would otherwise touch on
-    /// every call). Handle values are never reused, and a closed port is looked up again
-    /// (by then its handle is gone: `ERROR_INVALID_HANDLE`), so the copy never outlives
-    /// the handle's meaning.
-    static LAST_PORT: RefCell<Option<(usize, CompletionPort<Ctx>)>> = const { RefCell::new(None) };
+    /// The port this thread last took a packet from: the shim's own blocking calls
+    /// (`Sleep`, `WaitForSingleObject`, synchronous socket calls) stop counting against
+    /// its concurrency value while they block (docs/semantics.md P9).
+    static LAST_PORT: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Runs `f` on the port `h` refers to, remembered as the port whose concurrency value this
-/// thread's blocking calls release.
-fn with_waited_port<R>(h: usize, f: impl FnOnce(&CompletionPort<Ctx>) -> Result<R, u32>) -> Result<R, u32> {
-    let mut f = Some(f);
-    let r = LAST_PORT.try_with(|cell| {
-        let hit = matches!(&*cell.try_borrow().ok()?, Some((c, p)) if *c == h && !p.is_closed());
-        if !hit {
-            // Also drops a closed port's copy.
-            *cell.try_borrow_mut().ok()? = table::port(h).ok().map(|p| (h, p));
-        }
-        // Borrowed, not cloned, for the whole call: nothing inside takes it mutably.
-        let guard = cell.try_borrow().ok()?;
-        Some(match guard.as_ref() {
-            Some((_, p)) => (f.take().expect("called once"))(p),
-            None => Err(ERROR_INVALID_HANDLE),
-        })
-    });
-    match r {
-        Ok(Some(r)) => r,
-        // The thread is exiting (its thread-locals are gone), or the copy is in use: the
-        // table alone.
-        _ => match f.take() {
-            Some(f) => f(&table::port(h)?),
-            None => Err(ERROR_INVALID_HANDLE),
-        },
-    }
-}
-
-/// Forgets this thread's copy of a port that `CloseHandle` closed.
-fn forget_waited_port(h: usize) {
-    let _ = LAST_PORT.try_with(|cell| {
-        if matches!(&*cell.borrow(), Some((c, _)) if *c == h) {
-            *cell.borrow_mut() = None;
-        }
-    });
+/// The port `h` refers to, remembered as the port whose concurrency value this thread's
+/// blocking calls release.
+fn waited_port(h: usize) -> Result<CompletionPort<Ctx>, u32> {
+    let _ = LAST_PORT.try_with(|c| c.set(h));
+    table::port(h)
 }
 
 /// Runs `f`, which blocks, without counting against the concurrency value of the port
 /// this thread last took a packet from.
 pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    let port = LAST_PORT.try_with(|c| c.borrow().as_ref().map(|(_, p)| p.clone())).ok().flatten();
-    match port {
-        Some(p) => {
+    let h = LAST_PORT.try_with(Cell::get).unwrap_or(0);
+    match table::get(h) {
+        Some(Obj::Port(p)) => {
             let _guard = p.blocking_guard();
             f()
         }
-        None => f(),
+        _ => f(),
     }
 }
 
@@ -337,9 +302,10 @@ pub unsafe extern "C" fn GetQueuedCompletionStatus(
         // SAFETY: checked non-null; the caller passes writable pointers.
         unsafe { *lpOverlapped = std::ptr::null_mut() };
         let h = hval(CompletionPort);
+        let port = waited_port(h)?;
         let t = timeout(dwMilliseconds);
         let start = t.map(|_| Instant::now());
-        with_waited_port(h, |port| loop {
+        loop {
             let packet = match port.get(remaining(t, start)) {
                 Ok(p) => p,
                 Err(GetError::TimedOut) => return Err(WAIT_TIMEOUT),
@@ -353,7 +319,7 @@ pub unsafe extern "C" fn GetQueuedCompletionStatus(
                 *lpOverlapped = d.ov as *mut OVERLAPPED;
             }
             return if d.error == 0 { Ok(TRUE) } else { Err(d.error) };
-        })
+        }
     })
 }
 
@@ -382,9 +348,10 @@ pub unsafe extern "C" fn GetQueuedCompletionStatusEx(
         // SAFETY: checked non-null; the caller passes a writable count.
         unsafe { *ulNumEntriesRemoved = 0 };
         let h = hval(CompletionPort);
+        let port = waited_port(h)?;
         let t = timeout(dwMilliseconds);
         let start = t.map(|_| Instant::now());
-        with_waited_port(h, |port| loop {
+        loop {
             let packets = match port.get_many(ulCount as usize, remaining(t, start)) {
                 Ok(p) => p,
                 Err(GetError::TimedOut) => return Err(WAIT_TIMEOUT),
@@ -410,7 +377,7 @@ pub unsafe extern "C" fn GetQueuedCompletionStatusEx(
             // SAFETY: checked non-null.
             unsafe { *ulNumEntriesRemoved = n as u32 };
             return Ok(TRUE);
-        })
+        }
     })
 }
 
@@ -447,7 +414,6 @@ pub unsafe extern "C" fn CloseHandle(hObject: HANDLE) -> BOOL {
     ffi(FALSE, || match table::remove(hval(hObject)) {
         Some(Obj::Port(p)) => {
             p.close();
-            forget_waited_port(hval(hObject));
             Ok(TRUE)
         }
         Some(_) => Ok(TRUE),
