@@ -166,8 +166,9 @@ impl<C: Send + 'static> Uring<C> {
         })
     }
 
-    /// Starts one operation: its SQE is handed to the kernel at once, or at the end of
-    /// this thread's `batch` section.
+    /// Starts one operation: its SQE is handed to the kernel at once, at the end of this
+    /// thread's `batch` section, or, inside its deferred section, with its next wait (the
+    /// sentry's at the latest).
     pub(crate) fn submit(&self, data: OpData<C>) -> Result<OpRef<C>, SubmitError<C>> {
         let epoch = data.handle.cancel_epoch();
         let (entry, op_ref, user_data) = op::prepare(data, epoch);
