@@ -619,7 +619,7 @@ impl<C: Send + 'static> CompletionPort<C> {
     /// waits on this port (or finds nothing queued), enters [`blocking`](Self::blocking),
     /// or calls [`flush`](Self::flush). Whatever the thread does instead (blocks
     /// elsewhere, computes, exits), a backend thread (the *sentry*) hands them to the kernel
-    /// within two milliseconds. This is what [`batch`](Self::batch) does for one closure,
+    /// within ten milliseconds. This is what [`batch`](Self::batch) does for one closure,
     /// made implicit for a worker loop that takes a packet, starts the next operation and
     /// comes back; the C API turns it on for every port. Only operations on this port's
     /// handles are deferred, and turning it off takes effect at each thread's next wait.

@@ -342,7 +342,7 @@ fn h9_deferred_submissions_go_with_the_next_wait() {
 
 // docs/semantics.md H9, deferred submission's bound: a worker that submits inside its
 // deferred section and then blocks somewhere else (never coming back to the port) does
-// not strand the operation: the backend's sentry hands it to the kernel (within two
+// not strand the operation: the backend's sentry hands it to the kernel (within ten
 // milliseconds on io_uring; the test only bounds it by PROMPT), and another thread,
 // waiting in the kernel as the poller, receives its packet. Then the same from a worker
 // thread that exits right after submitting.

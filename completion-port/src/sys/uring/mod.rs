@@ -80,7 +80,7 @@ thread_local! {
 
 /// How often the sentry looks for deferred submissions: a deferred submission whose
 /// thread does not come back to the port waits at most two ticks.
-const SENTRY_TICK: Duration = Duration::from_millis(1);
+const SENTRY_TICK: Duration = Duration::from_millis(5);
 /// Ticks in a row with nothing deferred before the sentry sleeps until the next deferral.
 const SENTRY_QUIET_TICKS: u32 = 16;
 
