@@ -58,3 +58,12 @@ fn mpmc_runs_every_queue() {
         assert!(out.contains(" 3x2: ") && out.contains(" Mmsg/s"), "{imp}: {out}");
     }
 }
+
+#[test]
+fn eager_runs_every_variant() {
+    let out = run(env!("CARGO_BIN_EXE_eager"), &["--messages", "2000", "--rounds", "1"]);
+    for v in ["std ", "std-epoll ", "port "] {
+        assert!(out.contains(v), "{v} missing from:\n{out}");
+    }
+    assert!(out.contains("port over std:"), "{out}");
+}
