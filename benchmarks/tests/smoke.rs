@@ -21,6 +21,22 @@ fn pingpong_runs_every_variant() {
 }
 
 #[test]
+fn pingpong_runs_the_multishot_echo() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pingpong"))
+        .args(["--seconds", "0.05", "--rounds", "1", "--variants", "raw,raw-ms"])
+        .output()
+        .expect("the benchmark binary runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() {
+        assert!(stdout.contains("round=1 raw-ms "), "{stdout}");
+        assert!(stdout.contains("raw-ms/raw"), "{stdout}");
+    } else {
+        // A kernel without provided-buffer rings says so; nothing else may fail.
+        assert!(stderr.contains("cannot register a provided-buffer ring"), "{stdout}{stderr}");
+    }
+}
+
+#[test]
 fn randread_runs_the_port_variants() {
     let dir = std::env::temp_dir().join(format!("cport-bench-smoke-{}", std::process::id()));
     let file = dir.to_string_lossy().into_owned();

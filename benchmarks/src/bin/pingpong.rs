@@ -17,12 +17,17 @@
 //! * `raw`: one ring per side (default setup flags, as the port's ring), `push` both SQEs,
 //!   `submit_and_wait(1)`, reap the CQ, until both completions are in;
 //! * `raw-dt`: the same ring set up with `SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN`,
-//!   to show what those flags are worth on this machine.
+//!   to show what those flags are worth on this machine;
+//! * `raw-ms`: the client of `raw`; the echo side arms one multishot receive
+//!   (`RecvMulti`) on a ring of provided buffers (`register_buf_ring`) and sends each
+//!   message from the buffer it arrived in, giving the buffer back when the send
+//!   completes: no receive SQE and no new poll per message, to show what a multishot
+//!   receive would save the port's receives.
 //!
 //! Prints round trips per second for every round, the medians and the ratios port/raw.
 
-// The raw io_uring baseline needs `unsafe` for `SubmissionQueue::push`, allowed on that
-// one call only.
+// The raw io_uring baselines need `unsafe` for `SubmissionQueue::push` and, in `raw-ms`,
+// for the provided-buffer ring the kernel shares; allowed on those blocks only.
 #![deny(unsafe_code)]
 
 use benchmarks::{cpu_table, ratio, table, thread_cpu_ns, Series};
@@ -64,6 +69,8 @@ enum Variant {
     Raw,
     /// An io_uring per side with SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN.
     RawDt,
+    /// The raw client; an echo side with one multishot receive on provided buffers.
+    RawMs,
 }
 
 impl Variant {
@@ -73,6 +80,7 @@ impl Variant {
             Variant::PortNobatch => "port-nobatch",
             Variant::Raw => "raw",
             Variant::RawDt => "raw-dt",
+            Variant::RawMs => "raw-ms",
         }
     }
 }
@@ -108,6 +116,11 @@ fn main() -> io::Result<()> {
     print!("{}", cpu_table("pingpong", &series));
     let find = |name: &str| series.iter().find(|s| s.name == name);
     println!("summary (ratios of medians; round trips/s, then round trips per CPU-second):");
+    if let (Some(m), Some(b)) = (find("raw-ms"), find("raw")) {
+        let r = ratio(m.median(), b.median());
+        let c = ratio(b.cpu_median(), m.cpu_median());
+        println!("  {:<26} {r:.3}  {c:.3}", "raw-ms/raw");
+    }
     for port in ["port", "port-nobatch"] {
         for base in ["raw", "raw-dt"] {
             if let (Some(p), Some(b)) = (find(port), find(base)) {
@@ -149,13 +162,14 @@ fn run(v: Variant, size: usize, dur: Duration) -> io::Result<Measured> {
         let echoed = match v {
             Variant::Port | Variant::PortNobatch => port_echo(server, size, v == Variant::Port),
             Variant::Raw | Variant::RawDt => raw_echo(server, size, v == Variant::RawDt),
+            Variant::RawMs => raw_ms_echo(server, size),
         }?;
         Ok((echoed, thread_cpu_ns()?.saturating_sub(cpu0)))
     });
     let cpu0 = thread_cpu_ns()?;
     let client_result = match v {
         Variant::Port | Variant::PortNobatch => port_client(client, size, dur, v == Variant::Port),
-        Variant::Raw | Variant::RawDt => raw_client(client, size, dur, v == Variant::RawDt),
+        Variant::Raw | Variant::RawDt | Variant::RawMs => raw_client(client, size, dur, v == Variant::RawDt),
     };
     let client_cpu = thread_cpu_ns()?.saturating_sub(cpu0);
     // The client has closed its socket (on success or error): the echo side sees 0 bytes.
@@ -487,5 +501,168 @@ fn raw_echo(stream: TcpStream, size: usize, dt: bool) -> io::Result<u64> {
         c.push(cur, 0, n, SEND)?;
         c.push(1 - cur, 0, size, RECV)?;
         cur = 1 - cur;
+    }
+}
+
+/// Buffers in the provided-buffer ring of `raw-ms` (a power of two), and its group id.
+const MS_BUFFERS: u16 = 8;
+const MS_GROUP: u16 = 7;
+/// `raw-ms` send user data: this plus the buffer id.
+const MS_SEND: u64 = 0x100;
+
+/// The provided-buffer ring of `raw-ms`: one page the kernel reads buffer addresses from,
+/// and the buffers. The page and the buffers are freed only after the ring is
+/// unregistered, and leaked if unregistering fails.
+struct BufRing {
+    base: *mut types::BufRingEntry,
+    bufs: Vec<Vec<u8>>,
+    tail: u16,
+}
+
+const PAGE: usize = 4096;
+
+impl BufRing {
+    fn new(ring: &IoUring, size: usize) -> io::Result<Self> {
+        let layout = std::alloc::Layout::from_size_align(PAGE, PAGE).map_err(io::Error::other)?;
+        // SAFETY: a non-zero size; the page is freed in `release` with the same layout.
+        #[allow(unsafe_code)]
+        let base = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<types::BufRingEntry>();
+        if base.is_null() {
+            return Err(io::Error::from(io::ErrorKind::OutOfMemory));
+        }
+        let mut r = Self { base, bufs: (0..MS_BUFFERS).map(|_| vec![0u8; size]).collect(), tail: 0 };
+        // SAFETY: `base` is a zeroed, page-aligned page, room for `MS_BUFFERS` entries; it
+        // stays allocated until the ring is unregistered (`release`).
+        #[allow(unsafe_code)]
+        let registered =
+            unsafe { ring.submitter().register_buf_ring_with_flags(base as u64, MS_BUFFERS, MS_GROUP, 0) };
+        if let Err(e) = registered {
+            // Not registered: the kernel never saw the page.
+            r.release(ring, false);
+            return Err(io::Error::new(
+                e.kind(),
+                format!("raw-ms: cannot register a provided-buffer ring (kernel 5.19+): {e}"),
+            ));
+        }
+        for bid in 0..MS_BUFFERS {
+            r.give(bid);
+        }
+        Ok(r)
+    }
+
+    /// Hands buffer `bid` (free: no operation uses it) to the kernel.
+    fn give(&mut self, bid: u16) {
+        let slot = usize::from(self.tail & (MS_BUFFERS - 1));
+        let buf = &mut self.bufs[usize::from(bid)];
+        // SAFETY: `slot` is below `MS_BUFFERS`, inside the page; the kernel reads this slot
+        // only after the tail below moves past it, and it is free again (the kernel took
+        // the buffer it named before we could give one back into it: at most `MS_BUFFERS`
+        // are ever given). The tail is the `resv` word of the first entry, written only
+        // through the atomic below; the setters write the other fields. The buffer lives
+        // in `bufs`, never resized, until `release`.
+        #[allow(unsafe_code)]
+        unsafe {
+            let e = &mut *self.base.add(slot);
+            e.set_addr(buf.as_mut_ptr() as u64);
+            e.set_len(buf.len() as u32);
+            e.set_bid(bid);
+            let tail = &*types::BufRingEntry::tail(self.base).cast::<std::sync::atomic::AtomicU16>();
+            self.tail = self.tail.wrapping_add(1);
+            tail.store(self.tail, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Unregisters the ring (if `registered`) and frees its memory, or leaks it if the
+    /// kernel may still use it.
+    fn release(&mut self, ring: &IoUring, registered: bool) {
+        if registered && ring.submitter().unregister_buf_ring(MS_GROUP).is_err() {
+            std::mem::forget(std::mem::take(&mut self.bufs));
+            return;
+        }
+        let layout = std::alloc::Layout::from_size_align(PAGE, PAGE).expect("a valid layout");
+        // SAFETY: allocated in `new` with this layout; the kernel no longer knows it.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::alloc::dealloc(self.base.cast(), layout);
+        }
+        self.base = std::ptr::null_mut();
+    }
+}
+
+/// The echo side of `raw-ms`.
+fn raw_ms_echo(stream: TcpStream, size: usize) -> io::Result<u64> {
+    let mut ring = IoUring::new(16)?;
+    let mut bufs = BufRing::new(&ring, size)?;
+    let r = ms_loop(&mut ring, &mut bufs, &stream);
+    // The multishot receive ended (end of stream) only on success; on an error path it
+    // may still be armed, and the buffers must then outlive the process's use of them.
+    bufs.release(&ring, true);
+    if r.is_err() {
+        std::mem::forget(std::mem::take(&mut bufs.bufs));
+    }
+    r
+}
+
+fn ms_loop(ring: &mut IoUring, bufs: &mut BufRing, stream: &TcpStream) -> io::Result<u64> {
+    let fd = types::Fd(stream.as_raw_fd());
+    let arm = opcode::RecvMulti::new(fd, MS_GROUP).build().user_data(RECV);
+    let mut echoed = 0u64;
+    let mut sends = 0usize;
+    let mut eof = false;
+    let mut done = Vec::new();
+    let push = |ring: &mut IoUring, e: &squeue::Entry| -> io::Result<()> {
+        // SAFETY: a receive names no memory (the kernel picks a provided buffer); a send
+        // points into a buffer that is not given back to the kernel until its CQE.
+        #[allow(unsafe_code)]
+        let pushed = unsafe { ring.submission().push(e) };
+        pushed.map_err(|_| io::Error::other("submission queue full"))
+    };
+    push(ring, &arm)?;
+    loop {
+        match ring.submit_and_wait(1) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+        done.clear();
+        done.extend(ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+        for &(ud, res, flags) in &done {
+            if ud == RECV {
+                if res < 0 {
+                    return Err(io::Error::from_raw_os_error(-res));
+                }
+                let bid = io_uring::cqueue::buffer_select(flags);
+                if res == 0 {
+                    // End of stream: the final CQE (no more will come).
+                    if let Some(bid) = bid {
+                        bufs.give(bid);
+                    }
+                    eof = true;
+                    continue;
+                }
+                let bid = bid.ok_or_else(|| io::Error::other("a receive without a buffer"))?;
+                if !io_uring::cqueue::more(flags) {
+                    push(ring, &arm)?;
+                }
+                let b = &bufs.bufs[usize::from(bid)];
+                let send = opcode::Send::new(fd, b.as_ptr(), res as u32)
+                    .flags(libc::MSG_NOSIGNAL)
+                    .build()
+                    .user_data(MS_SEND + u64::from(bid));
+                push(ring, &send)?;
+                sends += 1;
+                echoed += 1;
+            } else {
+                let bid = u16::try_from(ud - MS_SEND).map_err(io::Error::other)?;
+                if res < 0 {
+                    return Err(io::Error::from_raw_os_error(-res));
+                }
+                sends -= 1;
+                bufs.give(bid);
+            }
+        }
+        if eof && sends == 0 {
+            return Ok(echoed);
+        }
     }
 }
