@@ -21,7 +21,11 @@
 #   NO_BUILD=1       do not build target/release/randread first
 #   NO_URING=1       skip the io_uring reference
 #   PORT_THREADS     worker threads on the port at depth > 1 (default 1), sharing the
-#                    reads in flight, as fio's psync jobs share the CPUs
+#                    reads in flight, as fio's psync jobs share the CPUs. A BINS label
+#                    ending in "-ports" runs that many ports side by side instead (one
+#                    thread each, each opening the file itself, as each fio job does):
+#                    BINS="epoll=target/release/randread epoll-ports=target/release/randread"
+#                    compares the two layouts in one run
 # Output goes to the terminal; the table at the end gives IOPS medians and ratios to fio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,7 +65,11 @@ measure() { # variant depth bs
     esac
     local threads=()
     if [[ "${PORT_THREADS:-1}" -gt 1 && "$d" -gt 1 && "$variant" == port ]]; then
-        threads=(--port-threads "$PORT_THREADS")
+        if [[ "$v" == *-ports ]]; then
+            threads=(--ports "$PORT_THREADS")
+        else
+            threads=(--port-threads "$PORT_THREADS")
+        fi
     fi
     COMPLETION_PORT_BACKEND="$backend" "$bin" --file "$file" --size-mib "$size" --seconds "$secs" \
         --rounds 1 --depths "$d" --bs "$bs" --variants "$variant" --fio-engine psync "${threads[@]}" \

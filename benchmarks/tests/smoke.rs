@@ -64,6 +64,23 @@ fn randread_runs_the_port_variants() {
 }
 
 #[test]
+fn randread_runs_ports_side_by_side_and_threads_on_one_port() {
+    for layout in ["--ports", "--port-threads"] {
+        let dir = std::env::temp_dir().join(format!("cport-bench-smoke-{layout}-{}", std::process::id()));
+        let file = dir.to_string_lossy().into_owned();
+        let args = ["--file", &file, "--size-mib", "4", "--seconds", "0.05", "--rounds", "1"];
+        let out = run(
+            env!("CARGO_BIN_EXE_randread"),
+            &[&args[..], &["--depths", "8", "--variants", "port", layout, "2"]].concat(),
+        );
+        let _ = std::fs::remove_file(&dir);
+        let found =
+            out.lines().any(|l| l.contains("depth=8 ") && l.contains("round=1 port ") && l.contains("IOPS"));
+        assert!(found, "{layout}: port missing from:\n{out}");
+    }
+}
+
+#[test]
 fn mpmc_runs_every_queue() {
     for imp in ["port", "crossbeam", "crossbeam3"] {
         let out = run(

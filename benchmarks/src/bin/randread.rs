@@ -76,6 +76,12 @@ struct Args {
     /// fio's psync engine spreads `depth` over jobs. 1: one thread does everything.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
     port_threads: u64,
+    /// Ports side by side, each with one thread and its own open of the file (its own
+    /// open file description), sharing the `depth` reads in flight: the layout of fio's
+    /// psync jobs, each of which opens the file itself. 1: one port (see
+    /// `--port-threads`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    ports: u64,
 }
 
 /// The fio engine to compare against.
@@ -173,6 +179,9 @@ fn main() -> io::Result<()> {
             for (i, &v) in variants.iter().enumerate() {
                 seed = seed.wrapping_add(0x9E37_79B9);
                 let m = match v {
+                    Variant::Port if args.ports > 1 => {
+                        run_ports(&args.file, blocks, args.bs, depth, dur, args.ports as usize, seed)?
+                    }
                     Variant::Port if args.port_threads > 1 => run_port_threads(
                         &args.file,
                         blocks,
@@ -395,6 +404,96 @@ fn run_port_threads(
     })
 }
 
+/// One measurement through `ports` ports side by side, each with one thread that opens
+/// the file itself and keeps its share of the `depth` reads in flight until the window
+/// ends (the reads still in flight then are reaped and not counted). Nothing is shared
+/// between the threads but the page cache.
+fn run_ports(
+    path: &Path,
+    blocks: u64,
+    bs: u64,
+    depth: usize,
+    dur: Duration,
+    ports: usize,
+    seed: u64,
+) -> io::Result<Measured> {
+    let start = Instant::now();
+    let end = start + dur;
+    let cpu0 = process_cpu_ns()?;
+    let results: Vec<io::Result<PortRun>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..ports)
+            .map(|t| {
+                let share = (depth / ports + usize::from(t < depth % ports)).max(1);
+                let seed = seed.wrapping_add(t as u64 * 0x9E37_79B9);
+                scope.spawn(move || one_port(path, blocks, bs, share, end, seed))
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|_| Err(io::Error::other("a port thread panicked"))))
+            .collect()
+    });
+    let mut runs = Vec::with_capacity(ports);
+    for r in results {
+        runs.push(r?);
+    }
+    // The port threads have exited (their CPU time is in their runs); the ports, still
+    // alive, keep any file-pool threads they started, counted here.
+    let cpu = process_cpu_ns()?.saturating_sub(cpu0) + runs.iter().map(|r| r.cpu_ns).sum::<u64>();
+    let ops = runs.iter().map(|r| r.counted).sum::<u64>();
+    drop(runs);
+    let elapsed = dur.min(start.elapsed());
+    Ok(Measured {
+        iops: ops as f64 / elapsed.as_secs_f64(),
+        reads: ops,
+        cpu_ns_per_read: cpu as f64 / ops.max(1) as f64,
+    })
+}
+
+/// What one port of [`run_ports`] did; the port and its file stay open until the caller
+/// has read the process's CPU time.
+struct PortRun {
+    counted: u64,
+    cpu_ns: u64,
+    _file: Handle<()>,
+    _port: CompletionPort<()>,
+}
+
+/// One port of [`run_ports`]: reads completed within the window, and the thread's CPU time.
+fn one_port(path: &Path, blocks: u64, bs: u64, depth: usize, end: Instant, seed: u64) -> io::Result<PortRun> {
+    let cpu0 = thread_cpu_ns()?;
+    let port: CompletionPort<()> = CompletionPort::new(1);
+    let file = port.associate(File::open(path)?, 0)?;
+    let mut rng = XorShift::new(seed);
+    port.batch(|| -> io::Result<()> {
+        for _ in 0..depth {
+            file.read_at(Vec::with_capacity(bs as usize), rng.below(blocks) * bs, ())?;
+        }
+        Ok(())
+    })?;
+    let (mut in_flight, mut counted) = (depth, 0u64);
+    let mut out = Vec::with_capacity(depth);
+    while in_flight > 0 {
+        out.clear();
+        let n = port.get_many_into(&mut out, depth, None)?;
+        in_flight -= n;
+        check_full_reads(&out, bs)?;
+        if Instant::now() >= end {
+            continue;
+        }
+        counted += n as u64;
+        port.batch(|| -> io::Result<()> {
+            for c in out.drain(..) {
+                let buf = c.buffer.unwrap_or_else(|| Vec::with_capacity(bs as usize));
+                file.read_at(buf, rng.below(blocks) * bs, ())?;
+                in_flight += 1;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(PortRun { counted, cpu_ns: thread_cpu_ns()?.saturating_sub(cpu0), _file: file, _port: port })
+}
+
 /// What the workers of [`run_port_threads`] share.
 struct Workers<'a> {
     port: &'a CompletionPort<()>,
@@ -423,6 +522,9 @@ impl Workers<'_> {
 
     fn read_until_the_end(&self, share: usize, seed: u64) -> io::Result<()> {
         let mut rng = XorShift::new(seed);
+        // Counted before the reads start (another worker may take their packets), once
+        // per batch rather than once per read.
+        self.in_flight.fetch_add(share, SeqCst);
         self.port.batch(|| -> io::Result<()> {
             for _ in 0..share {
                 self.read(Vec::with_capacity(self.bs as usize), &mut rng)?;
@@ -448,6 +550,7 @@ impl Workers<'_> {
                 }
                 continue;
             }
+            self.in_flight.fetch_add(out.len(), SeqCst);
             self.port.batch(|| -> io::Result<()> {
                 for c in out.drain(..) {
                     self.read(c.buffer.unwrap_or_else(|| Vec::with_capacity(self.bs as usize)), &mut rng)?;
@@ -457,9 +560,8 @@ impl Workers<'_> {
         }
     }
 
-    /// Starts one read of a random block into `buf`.
+    /// Starts one read of a random block into `buf` (already counted in `in_flight`).
     fn read(&self, buf: Vec<u8>, rng: &mut XorShift) -> io::Result<()> {
-        self.in_flight.fetch_add(1, SeqCst);
         self.file.read_at(buf, rng.below(self.blocks) * self.bs, ())?;
         Ok(())
     }
