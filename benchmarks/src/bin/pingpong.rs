@@ -541,7 +541,7 @@ impl BufRing {
             r.release(ring, false);
             return Err(io::Error::new(
                 e.kind(),
-                format!("raw-ms: cannot register a provided-buffer ring (kernel 5.19+): {e}"),
+                format!("raw-ms: provided-buffer rings are not supported by this kernel (5.19+): {e}"),
             ));
         }
         for bid in 0..MS_BUFFERS {
@@ -628,6 +628,12 @@ fn ms_loop(ring: &mut IoUring, bufs: &mut BufRing, stream: &TcpStream) -> io::Re
         done.extend(ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
         for &(ud, res, flags) in &done {
             if ud == RECV {
+                if res == -libc::EINVAL && echoed == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "raw-ms: multishot receive is not supported by this kernel (6.0+)",
+                    ));
+                }
                 if res < 0 {
                     return Err(io::Error::from_raw_os_error(-res));
                 }
