@@ -298,6 +298,39 @@ fn run_port(
     let port: CompletionPort<()> = CompletionPort::new(1);
     let file = port.associate(File::open(path)?, 0)?;
     let cpu0 = process_cpu_ns()?;
+    let r = keep_reading(&port, &file, blocks, bs, depth, dur, batch, seed)?;
+    let cpu = process_cpu_ns()?.saturating_sub(cpu0);
+    Ok(Measured {
+        iops: r.counted as f64 / r.window.as_secs_f64(),
+        reads: r.counted,
+        cpu_ns_per_read: cpu as f64 / r.done as f64,
+    })
+}
+
+/// What [`keep_reading`] did.
+struct Reads {
+    /// Reads reaped up to and including the batch in which the window was seen to end.
+    counted: u64,
+    /// From the first read to that moment.
+    window: Duration,
+    /// Every read reaped, those still in flight at the end included.
+    done: u64,
+}
+
+/// Keeps `depth` random reads of `bs` bytes in flight on `file` from this thread, refilling
+/// each completion (inside `port.batch` if `batch`), until `dur` has passed; then reaps the
+/// reads still in flight without counting them.
+#[allow(clippy::too_many_arguments)]
+fn keep_reading(
+    port: &CompletionPort<()>,
+    file: &Handle<()>,
+    blocks: u64,
+    bs: u64,
+    depth: usize,
+    dur: Duration,
+    batch: bool,
+    seed: u64,
+) -> io::Result<Reads> {
     let mut rng = XorShift::new(seed);
     // The first `depth` reads: this thread is not yet running on the port, so without a
     // batch each would be its own system call.
@@ -341,13 +374,8 @@ fn run_port(
             }
         }
     }
-    let (ops, elapsed) = measured.unwrap_or((done, start.elapsed()));
-    let cpu = process_cpu_ns()?.saturating_sub(cpu0);
-    Ok(Measured {
-        iops: ops as f64 / elapsed.as_secs_f64(),
-        reads: ops,
-        cpu_ns_per_read: cpu as f64 / done as f64,
-    })
+    let (counted, window) = measured.unwrap_or((done, start.elapsed()));
+    Ok(Reads { counted, window, done })
 }
 
 /// One measurement through the port with `threads` workers sharing `depth` reads in
@@ -418,14 +446,13 @@ fn run_ports(
     seed: u64,
 ) -> io::Result<Measured> {
     let start = Instant::now();
-    let end = start + dur;
     let cpu0 = process_cpu_ns()?;
     let results: Vec<io::Result<PortRun>> = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..ports)
             .map(|t| {
                 let share = (depth / ports + usize::from(t < depth % ports)).max(1);
                 let seed = seed.wrapping_add(t as u64 * 0x9E37_79B9);
-                scope.spawn(move || one_port(path, blocks, bs, share, end, seed))
+                scope.spawn(move || one_port(path, blocks, bs, share, dur, seed))
             })
             .collect();
         threads
@@ -459,38 +486,20 @@ struct PortRun {
     _port: CompletionPort<()>,
 }
 
-/// One port of [`run_ports`]: reads completed within the window, and the thread's CPU time.
-fn one_port(path: &Path, blocks: u64, bs: u64, depth: usize, end: Instant, seed: u64) -> io::Result<PortRun> {
+/// One port of [`run_ports`]: its reads (as [`keep_reading`] counts them) and the
+/// thread's CPU time.
+fn one_port(
+    path: &Path,
+    blocks: u64,
+    bs: u64,
+    depth: usize,
+    dur: Duration,
+    seed: u64,
+) -> io::Result<PortRun> {
     let cpu0 = thread_cpu_ns()?;
     let port: CompletionPort<()> = CompletionPort::new(1);
     let file = port.associate(File::open(path)?, 0)?;
-    let mut rng = XorShift::new(seed);
-    port.batch(|| -> io::Result<()> {
-        for _ in 0..depth {
-            file.read_at(Vec::with_capacity(bs as usize), rng.below(blocks) * bs, ())?;
-        }
-        Ok(())
-    })?;
-    let (mut in_flight, mut counted) = (depth, 0u64);
-    let mut out = Vec::with_capacity(depth);
-    while in_flight > 0 {
-        out.clear();
-        let n = port.get_many_into(&mut out, depth, None)?;
-        in_flight -= n;
-        check_full_reads(&out, bs)?;
-        if Instant::now() >= end {
-            continue;
-        }
-        counted += n as u64;
-        port.batch(|| -> io::Result<()> {
-            for c in out.drain(..) {
-                let buf = c.buffer.unwrap_or_else(|| Vec::with_capacity(bs as usize));
-                file.read_at(buf, rng.below(blocks) * bs, ())?;
-                in_flight += 1;
-            }
-            Ok(())
-        })?;
-    }
+    let counted = keep_reading(&port, &file, blocks, bs, depth, dur, true, seed)?.counted;
     Ok(PortRun { counted, cpu_ns: thread_cpu_ns()?.saturating_sub(cpu0), _file: file, _port: port })
 }
 
