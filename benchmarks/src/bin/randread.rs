@@ -78,8 +78,8 @@ struct Args {
     port_threads: u64,
     /// Ports side by side, each with one thread and its own open of the file (its own
     /// open file description), sharing the `depth` reads in flight: the layout of fio's
-    /// psync jobs, each of which opens the file itself. 1: one port (see
-    /// `--port-threads`).
+    /// psync jobs, each of which opens the file itself; at most `depth` of them run. 1: one
+    /// port (see `--port-threads`).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
     ports: u64,
 }
@@ -445,12 +445,14 @@ fn run_ports(
     ports: usize,
     seed: u64,
 ) -> io::Result<Measured> {
+    // No more ports than reads in flight: each keeps at least one going.
+    let ports = ports.min(depth).max(1);
     let start = Instant::now();
     let cpu0 = process_cpu_ns()?;
     let results: Vec<io::Result<PortRun>> = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..ports)
             .map(|t| {
-                let share = (depth / ports + usize::from(t < depth % ports)).max(1);
+                let share = depth / ports + usize::from(t < depth % ports);
                 let seed = seed.wrapping_add(t as u64 * 0x9E37_79B9);
                 scope.spawn(move || one_port(path, blocks, bs, share, dur, seed))
             })
