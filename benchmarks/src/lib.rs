@@ -149,6 +149,16 @@ pub fn ratio(a: f64, b: f64) -> f64 {
     }
 }
 
+/// A connected TCP pair on 127.0.0.1 with Nagle off: (client, server).
+pub fn connected_pair() -> io::Result<(std::net::TcpStream, std::net::TcpStream)> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+    let (server, _) = listener.accept()?;
+    client.set_nodelay(true)?;
+    server.set_nodelay(true)?;
+    Ok((client, server))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,11 +17,10 @@
 //! the medians, and the port's overhead over each baseline. This isolates the user-space cost per operation that the
 //! echo benchmarks (docs/benchmarks.md) can only show as a share of a noisy total.
 
-use benchmarks::median;
+use benchmarks::{connected_pair, median};
 use clap::Parser;
 use completion_port::{CompletionPort, Handle, Started};
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 /// Command-line flags.
@@ -39,17 +38,8 @@ struct Args {
     size: usize,
 }
 
-fn pair() -> io::Result<(TcpStream, TcpStream)> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    let a = TcpStream::connect(l.local_addr()?)?;
-    let (b, _) = l.accept()?;
-    a.set_nodelay(true)?;
-    b.set_nodelay(true)?;
-    Ok((a, b))
-}
-
 fn run_std(args: &Args, epoll: bool) -> io::Result<f64> {
-    let (mut a, mut b) = pair()?;
+    let (mut a, mut b) = connected_pair()?;
     // With `epoll`, both ends are registered (edge-triggered, in and out) as mio registers
     // its sockets: each message then also runs the kernel's epoll callback.
     let ep = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC)?;
@@ -90,7 +80,7 @@ fn done(
 }
 
 fn run_port(port: &CompletionPort<()>, args: &Args, misses: &mut usize) -> io::Result<f64> {
-    let (a, b) = pair()?;
+    let (a, b) = connected_pair()?;
     let ha: Handle<()> = port.associate(a, 1)?;
     let hb: Handle<()> = port.associate(b, 2)?;
     let mut out = vec![7u8; args.size];

@@ -30,12 +30,12 @@
 // for the provided-buffer ring the kernel shares; allowed on those blocks only.
 #![deny(unsafe_code)]
 
-use benchmarks::{cpu_table, ratio, table, thread_cpu_ns, Series};
+use benchmarks::{connected_pair, cpu_table, ratio, table, thread_cpu_ns, Series};
 use clap::Parser;
 use completion_port::{Completion, CompletionPort};
 use io_uring::{opcode, squeue, types, IoUring};
 use std::io::{self, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -141,16 +141,6 @@ struct Measured {
     trips: u64,
     /// CPU time of both threads (user + system) per round trip.
     cpu_ns_per_trip: f64,
-}
-
-/// A connected pair on 127.0.0.1 with Nagle off: (client, server).
-fn connected_pair() -> io::Result<(TcpStream, TcpStream)> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let client = TcpStream::connect(listener.local_addr()?)?;
-    let (server, _) = listener.accept()?;
-    client.set_nodelay(true)?;
-    server.set_nodelay(true)?;
-    Ok((client, server))
 }
 
 /// One measurement: the echo side on its own thread, the client on this one, each
