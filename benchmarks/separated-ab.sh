@@ -20,7 +20,7 @@ trap '[ -n "$sp" ] && kill "$sp" 2>/dev/null' EXIT
 for _ in $(seq "$rounds"); do
   for spec in "$@"; do
     name=${spec%%=*} bin=${spec#*=}
-    port=$((20000 + RANDOM % 20000))
+    port=$((20000 + RANDOM % 10000)) # below the ephemeral range (32768 and up)
     # shellcheck disable=SC2086
     COMPLETION_PORT_BACKEND=${BACKEND:-epoll} taskset -c 0 "$bin" serve --addr "127.0.0.1:$port" \
       --workers 1 --concurrency 1 ${ARGS:---eager} >/dev/null 2>&1 &

@@ -22,7 +22,9 @@ peers=${PEERS:-target/release/peers}
 out=$(mktemp -d)
 sp=
 trap '[ -n "$sp" ] && kill "$sp" 2>/dev/null; rm -rf "$out"' EXIT
-port=$((20000 + RANDOM % 20000))
+# Below the ephemeral range (32768 and up), where a port can still be held by an earlier
+# run's connection.
+port=$((20000 + RANDOM % 10000))
 for _ in $(seq "$rounds"); do
   for spec in "$@"; do
     name=${spec%%=*} cmd=${spec#*=}
