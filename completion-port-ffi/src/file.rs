@@ -13,7 +13,7 @@ use crate::error::code::*;
 use crate::error::{self, ffi, status};
 use crate::port::{blocking, deliver, finish, Ctx, Op};
 use crate::regions::Regions;
-use crate::table::{self, IoObj, IoState, Obj};
+use crate::table::{self, IoObj, IoState};
 use crate::types::*;
 use completion_port::MAX_BUFFER;
 use completion_port::{Backend, Handle, Started};
@@ -83,7 +83,7 @@ pub unsafe extern "C" fn CreateFileA(
         }
         // SAFETY: `fd` was just opened and is owned by nobody else.
         let f = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        let h = table::insert(Obj::Io(Arc::new(IoObj::new(f, false))));
+        let h = table::insert_io(f, false);
         let created_over = matches!(dwCreationDisposition, CREATE_ALWAYS | OPEN_ALWAYS) && existed;
         error::set_last(if created_over { ERROR_ALREADY_EXISTS } else { ERROR_SUCCESS });
         Ok(h as HANDLE)
@@ -497,7 +497,7 @@ pub unsafe extern "C" fn CancelIoEx(hFile: HANDLE, lpOverlapped: *mut OVERLAPPED
         let r = if lpOverlapped.is_null() {
             h.cancel_all()
         } else {
-            let id = st.pending.get(&(lpOverlapped as usize)).ok_or(ERROR_NOT_FOUND)?;
+            let id = st.pending.get(lpOverlapped as usize).ok_or(ERROR_NOT_FOUND)?;
             h.cancel(id)
         };
         drop(st);

@@ -13,7 +13,7 @@ use crate::error::{self, ffi};
 use crate::file::{submit_failed, submit_read};
 use crate::port::{blocking, finish, Ctx, Op};
 use crate::regions::Regions;
-use crate::table::{self, IoObj, IoState, Obj};
+use crate::table::{self, IoObj, IoState};
 use crate::types::*;
 use std::ffi::{c_char, c_int, c_void};
 use std::mem::size_of;
@@ -150,7 +150,7 @@ fn wsa(f: impl FnOnce() -> Result<c_int, u32>) -> c_int {
 fn new_socket(fd: RawFd) -> SOCKET {
     // SAFETY: `fd` was just returned by socket()/accept4() and is owned by nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    table::insert(Obj::Io(Arc::new(IoObj::new(fd, true))))
+    table::insert_io(fd, true)
 }
 
 /// `WSAStartup`: fills `lpWSAData` (version 2.2).

@@ -9,7 +9,7 @@ use crate::types::*;
 use completion_port::{CompletionPort, GetError, Handle, Parts};
 use std::cell::Cell;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The per-operation context every packet of a C port carries: the caller's `OVERLAPPED`
@@ -19,8 +19,9 @@ pub struct Ctx {
     pub(crate) ov: usize,
     /// What kind of operation, and where its bytes go.
     pub(crate) op: Op,
-    /// The object the operation runs on (weak: a packet never keeps a closed socket open).
-    pub(crate) obj: Weak<IoObj>,
+    /// The handle value of the object the operation runs on, 0 for none: a packet never
+    /// keeps a closed socket open, and holding or dropping it touches no shared memory.
+    pub(crate) obj: usize,
     /// The object is a socket (errors are mapped the way Windows maps socket errors).
     pub(crate) socket: bool,
 }
@@ -48,35 +49,58 @@ pub(crate) enum Op {
 }
 
 impl Ctx {
-    pub(crate) fn new(ov: usize, op: Op, obj: &Arc<IoObj>) -> Self {
-        Self { ov, op, obj: Arc::downgrade(obj), socket: obj.socket }
+    pub(crate) fn new(ov: usize, op: Op, obj: &IoObj) -> Self {
+        Self { ov, op, obj: obj.handle, socket: obj.socket }
     }
 }
 
 thread_local! {
-    /// The port this thread last took a packet from: the shim's own blocking calls
-    /// (`Sleep`, `WaitForSingleObject`, synchronous socket calls) stop counting against
-    /// its concurrency value while they block (docs/semantics.md P9).
-    static LAST_PORT: Cell<usize> = const { Cell::new(0) };
+    /// The port this thread last took a packet from, with its handle value. The shim's own
+    /// blocking calls (`Sleep`, `WaitForSingleObject`, synchronous socket calls) stop
+    /// counting against its concurrency value while they block (docs/semantics.md P9).
+    /// Kept between calls so that a worker's next `GetQueuedCompletionStatus` does not
+    /// look the port up in the handle table: that lookup writes a lock word and the
+    /// port's reference count, two cache lines every worker of the port writes on every
+    /// call (docs/benchmarks.md, "The C server's own cost").
+    static WAITED: Cell<Option<(usize, CompletionPort<Ctx>)>> = const { Cell::new(None) };
 }
 
-/// The port `h` refers to, remembered as the port whose concurrency value this thread's
-/// blocking calls release.
-fn waited_port(h: usize) -> Result<CompletionPort<Ctx>, u32> {
-    let _ = LAST_PORT.try_with(|c| c.set(h));
-    table::port(h)
+/// Runs `f` on the port `h` refers to, and remembers it as the port whose concurrency
+/// value this thread's blocking calls release. The remembered port is used while it is
+/// open and `h` names it (handle values are never reused); once closed it is let go, and
+/// `h` is looked up again (`CloseHandle` removes a port from the table before it closes
+/// it, so the lookup then fails as for any closed handle). A closed port a thread still
+/// remembers is let go at that thread's next wait, blocking call or exit.
+fn with_waited_port<R>(h: usize, f: impl FnOnce(&CompletionPort<Ctx>) -> Result<R, u32>) -> Result<R, u32> {
+    let port = match WAITED.try_with(Cell::take).ok().flatten() {
+        Some((kept, p)) if kept == h && !p.is_closed() => p,
+        _ => table::port(h)?,
+    };
+    let r = f(&port);
+    // Fails only while the thread exits: then the port is simply dropped.
+    let _ = WAITED.try_with(|c| c.set(Some((h, port))));
+    r
 }
 
 /// Runs `f`, which blocks, without counting against the concurrency value of the port
-/// this thread last took a packet from.
+/// this thread last took a packet from (if it is still open).
 pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    let h = LAST_PORT.try_with(Cell::get).unwrap_or(0);
-    match table::get(h) {
-        Some(Obj::Port(p)) => {
+    let port = WAITED
+        .try_with(|c| {
+            let kept = c.take();
+            let open = kept.as_ref().filter(|(_, p)| !p.is_closed()).map(|(_, p)| p.clone());
+            // A closed port is let go here.
+            c.set(kept.filter(|(_, p)| !p.is_closed()));
+            open
+        })
+        .ok()
+        .flatten();
+    match port {
+        Some(p) => {
             let _guard = p.blocking_guard();
             f()
         }
-        _ => f(),
+        None => f(),
     }
 }
 
@@ -117,10 +141,10 @@ pub(crate) fn deliver(c: completion_port::Completion<Ctx>) -> Option<Delivered> 
     if let Op::Posted = op {
         return Some(Delivered { key, ov, bytes: result.unwrap_or(0) as u32, error: 0 });
     }
-    let o = obj.upgrade();
-    if let Some(o) = &o {
-        o.state().pending.remove(&ov);
-    }
+    // Only operations the shim continues need their object (looked up in the table: a
+    // closed object is gone from it). The others leave their entry in the object's
+    // `pending` map (see `table::Pending`).
+    let o = || table::io(obj).ok();
     let mut error = match &result {
         Ok(_) => 0,
         Err(e) => error::from_io(e, socket),
@@ -143,7 +167,7 @@ pub(crate) fn deliver(c: completion_port::Completion<Ctx>) -> Option<Delivered> 
         Op::Connect { send } => {
             bytes = 0;
             if error == 0 && send.total() > 0 {
-                if let Some(code) = continue_send(o.as_ref(), ov, send, 0) {
+                if let Some(code) = continue_send(o().as_ref(), ov, send, 0) {
                     error = code;
                 } else {
                     return None;
@@ -154,7 +178,7 @@ pub(crate) fn deliver(c: completion_port::Completion<Ctx>) -> Option<Delivered> 
             if error == 0 && socket && bytes > 0 && done + bytes < regions.total() {
                 // Windows completes an overlapped send when all of it is sent: send the
                 // rest under the same OVERLAPPED.
-                match continue_send(o.as_ref(), ov, regions, done + bytes) {
+                match continue_send(o().as_ref(), ov, regions, done + bytes) {
                     None => return None,
                     Some(code) => error = code,
                 }
@@ -163,7 +187,7 @@ pub(crate) fn deliver(c: completion_port::Completion<Ctx>) -> Option<Delivered> 
         }
         Op::Accept(info) => {
             if error == 0 {
-                match crate::net::accepted(key, ov, info, accepted, o.as_ref()) {
+                match crate::net::accepted(key, ov, info, accepted, o().as_ref()) {
                     Ok(None) => return None,
                     Ok(Some(())) => {}
                     Err(code) => error = code,
@@ -301,11 +325,9 @@ pub unsafe extern "C" fn GetQueuedCompletionStatus(
         }
         // SAFETY: checked non-null; the caller passes writable pointers.
         unsafe { *lpOverlapped = std::ptr::null_mut() };
-        let h = hval(CompletionPort);
-        let port = waited_port(h)?;
         let t = timeout(dwMilliseconds);
         let start = t.map(|_| Instant::now());
-        loop {
+        with_waited_port(hval(CompletionPort), |port| loop {
             let packet = match port.get(remaining(t, start)) {
                 Ok(p) => p,
                 Err(GetError::TimedOut) => return Err(WAIT_TIMEOUT),
@@ -319,7 +341,7 @@ pub unsafe extern "C" fn GetQueuedCompletionStatus(
                 *lpOverlapped = d.ov as *mut OVERLAPPED;
             }
             return if d.error == 0 { Ok(TRUE) } else { Err(d.error) };
-        }
+        })
     })
 }
 
@@ -347,11 +369,9 @@ pub unsafe extern "C" fn GetQueuedCompletionStatusEx(
         }
         // SAFETY: checked non-null; the caller passes a writable count.
         unsafe { *ulNumEntriesRemoved = 0 };
-        let h = hval(CompletionPort);
-        let port = waited_port(h)?;
         let t = timeout(dwMilliseconds);
         let start = t.map(|_| Instant::now());
-        loop {
+        with_waited_port(hval(CompletionPort), |port| loop {
             let packets = match port.get_many(ulCount as usize, remaining(t, start)) {
                 Ok(p) => p,
                 Err(GetError::TimedOut) => return Err(WAIT_TIMEOUT),
@@ -377,7 +397,7 @@ pub unsafe extern "C" fn GetQueuedCompletionStatusEx(
             // SAFETY: checked non-null.
             unsafe { *ulNumEntriesRemoved = n as u32 };
             return Ok(TRUE);
-        }
+        })
     })
 }
 
@@ -395,7 +415,7 @@ pub unsafe extern "C" fn PostQueuedCompletionStatus(
 ) -> BOOL {
     ffi(FALSE, || {
         let port = table::port(hval(CompletionPort))?;
-        let ctx = Ctx { ov: lpOverlapped as usize, op: Op::Posted, obj: Weak::new(), socket: false };
+        let ctx = Ctx { ov: lpOverlapped as usize, op: Op::Posted, obj: 0, socket: false };
         port.post(dwCompletionKey, dwNumberOfBytesTransferred as usize, ctx)
             .map_err(|_| ERROR_INVALID_HANDLE)?;
         Ok(TRUE)
@@ -414,6 +434,11 @@ pub unsafe extern "C" fn CloseHandle(hObject: HANDLE) -> BOOL {
     ffi(FALSE, || match table::remove(hval(hObject)) {
         Some(Obj::Port(p)) => {
             p.close();
+            // This thread lets go of it now; other threads at their next call.
+            let _ = WAITED.try_with(|c| {
+                let kept = c.take();
+                c.set(kept.filter(|(h, _)| *h != hval(hObject)));
+            });
             Ok(TRUE)
         }
         Some(_) => Ok(TRUE),

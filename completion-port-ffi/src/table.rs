@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 
 /// A hasher for keys that are handle values or addresses: they are distinct words
 /// already, so one multiplication spreads them (SipHash would cost more than the lookup).
@@ -55,6 +55,9 @@ pub(crate) enum Obj {
 
 /// A file or socket: the descriptor, and its association with a port if it has one.
 pub(crate) struct IoObj {
+    /// Its own handle value: what a packet keeps to find it again (values are never
+    /// reused, so this is a weak reference that costs nothing to hold or drop).
+    pub(crate) handle: usize,
     /// The descriptor the synchronous calls use. An `AcceptEx` completion replaces it with
     /// the accepted connection.
     fd: RwLock<OwnedFd>,
@@ -65,6 +68,8 @@ pub(crate) struct IoObj {
     state: Mutex<IoState>,
     /// `FILE_SKIP_COMPLETION_PORT_ON_SUCCESS` was set.
     pub(crate) skip_on_success: AtomicBool,
+    /// Removed from the table (closed): a thread's lookup cache no longer returns it.
+    closed: AtomicBool,
 }
 
 /// What an object's lock guards.
@@ -72,7 +77,52 @@ pub(crate) struct IoState {
     /// The association, once `CreateIoCompletionPort` has made it.
     pub(crate) assoc: Option<Assoc>,
     /// Operations in flight, by the address of their `OVERLAPPED` (for `CancelIoEx`).
-    pub(crate) pending: WordMap<OpId<Ctx>>,
+    pub(crate) pending: Pending,
+}
+
+/// The operations of one object by the address of their `OVERLAPPED`, for `CancelIoEx`.
+///
+/// An entry is not removed when its packet is delivered: that would cost every delivery
+/// the object's lock and reference count, cache lines the submitting thread wrote last
+/// (with two workers, about 2 % of the C echo server's CPU; docs/benchmarks.md, "The C
+/// server's own cost"). It is replaced when its `OVERLAPPED` starts another operation, as
+/// servers reuse one per connection, and entries of finished operations are dropped
+/// whenever the map has doubled since it was last pruned, so it holds at most about twice
+/// the operations in flight (and at least 16 entries). A finished entry answers
+/// `CancelIoEx` as a missing one does: there is nothing to cancel (`ERROR_NOT_FOUND`).
+/// It keeps no buffer or context alive, only the finished operation's allocation.
+pub(crate) struct Pending {
+    map: WordMap<OpId<Ctx>>,
+    prune_at: usize,
+}
+
+impl Pending {
+    /// The size below which the map is never pruned.
+    const MIN_PRUNE: usize = 16;
+
+    fn new() -> Self {
+        Self { map: WordMap::default(), prune_at: Self::MIN_PRUNE }
+    }
+
+    /// Records the operation started with the `OVERLAPPED` at `ov`.
+    pub(crate) fn insert(&mut self, ov: usize, id: OpId<Ctx>) {
+        self.map.insert(ov, id);
+        if self.map.len() >= self.prune_at {
+            self.map.retain(|_, id| !id.is_done());
+            self.prune_at = (self.map.len() * 2).max(Self::MIN_PRUNE);
+        }
+    }
+
+    /// The operation last started with the `OVERLAPPED` at `ov` (possibly finished).
+    pub(crate) fn get(&self, ov: usize) -> Option<&OpId<Ctx>> {
+        self.map.get(&ov)
+    }
+
+    /// Entries held, finished ones included (for tests).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.len()
+    }
 }
 
 /// An object's association with a port.
@@ -87,12 +137,14 @@ pub(crate) struct Assoc {
 }
 
 impl IoObj {
-    pub(crate) fn new(fd: OwnedFd, socket: bool) -> Self {
+    fn new(handle: usize, fd: OwnedFd, socket: bool) -> Self {
         Self {
+            handle,
             fd: RwLock::new(fd),
             socket,
-            state: Mutex::new(IoState { assoc: None, pending: WordMap::default() }),
+            state: Mutex::new(IoState { assoc: None, pending: Pending::new() }),
             skip_on_success: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -158,6 +210,15 @@ pub(crate) fn insert(obj: Obj) -> usize {
     h
 }
 
+/// Enters a file (`socket == false`) or socket in the table and returns its new handle
+/// value.
+pub(crate) fn insert_io(fd: OwnedFd, socket: bool) -> usize {
+    let h = NEXT.fetch_add(4, Ordering::Relaxed);
+    let obj = Obj::Io(Arc::new(IoObj::new(h, fd, socket)));
+    stripe(h).write().unwrap_or_else(PoisonError::into_inner).insert(h, obj);
+    h
+}
+
 /// The object a handle value refers to.
 pub(crate) fn get(h: usize) -> Option<Obj> {
     stripe(h).read().unwrap_or_else(PoisonError::into_inner).get(&h).cloned()
@@ -165,7 +226,52 @@ pub(crate) fn get(h: usize) -> Option<Obj> {
 
 /// Removes a handle from the table (`CloseHandle`), returning what it referred to.
 pub(crate) fn remove(h: usize) -> Option<Obj> {
-    stripe(h).write().unwrap_or_else(PoisonError::into_inner).remove(&h)
+    let removed = stripe(h).write().unwrap_or_else(PoisonError::into_inner).remove(&h);
+    if let Some(Obj::Io(o)) = &removed {
+        o.closed.store(true, Ordering::Release);
+    }
+    removed
+}
+
+/// Slots of a thread's cache of files and sockets (a power of two).
+const CACHE_SLOTS: usize = 64;
+
+thread_local! {
+    /// Files and sockets this thread looked up lately, by handle value (direct-mapped):
+    /// a worker's `WSARecv` and `WSASend` find their socket here without the table's
+    /// stripe lock, a cache line every worker writes (with two workers it was about 2 %
+    /// of the C echo server's CPU; docs/benchmarks.md, "The C server's own cost"). The
+    /// references are weak: the cache never keeps a closed object, or its descriptor,
+    /// alive; an object's `closed` flag, set when it leaves the table, retires its entry.
+    static IO_CACHE: std::cell::RefCell<[(usize, Weak<IoObj>); CACHE_SLOTS]> =
+        std::cell::RefCell::new(std::array::from_fn(|_| (0, Weak::new())));
+}
+
+/// The file or socket handle value `h` refers to: from this thread's cache, or from the
+/// table (then cached).
+fn io_obj(h: usize) -> Option<Arc<IoObj>> {
+    let slot = (h >> 2) % CACHE_SLOTS;
+    let cached = IO_CACHE
+        .try_with(|c| {
+            let c = c.borrow();
+            let (key, weak) = &c[slot];
+            if *key != h {
+                return None;
+            }
+            weak.upgrade().filter(|o| !o.closed.load(Ordering::Acquire))
+        })
+        .ok()
+        .flatten();
+    if cached.is_some() {
+        return cached;
+    }
+    let Some(Obj::Io(o)) = get(h) else { return None };
+    let _ = IO_CACHE.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            c[slot] = (h, Arc::downgrade(&o));
+        }
+    });
+    Some(o)
 }
 
 /// The port a handle value refers to, or `ERROR_INVALID_HANDLE`.
@@ -178,16 +284,79 @@ pub(crate) fn port(h: usize) -> Result<CompletionPort<Ctx>, u32> {
 
 /// The file or socket a handle value refers to, or `ERROR_INVALID_HANDLE`.
 pub(crate) fn io(h: usize) -> Result<Arc<IoObj>, u32> {
-    match get(h) {
-        Some(Obj::Io(o)) => Ok(o),
-        _ => Err(ERROR_INVALID_HANDLE),
-    }
+    io_obj(h).ok_or(ERROR_INVALID_HANDLE)
 }
 
 /// The socket a `SOCKET` value refers to, or `WSAENOTSOCK`.
 pub(crate) fn socket(s: usize) -> Result<Arc<IoObj>, u32> {
-    match get(s) {
-        Some(Obj::Io(o)) if o.socket => Ok(o),
+    match io_obj(s) {
+        Some(o) if o.socket => Ok(o),
         _ => Err(crate::error::code::WSAENOTSOCK),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{HANDLE, OVERLAPPED};
+    use crate::{
+        CancelIoEx, CloseHandle, CreateFileA, CreateIoCompletionPort, GetLastError,
+        GetQueuedCompletionStatus, ReadFile,
+    };
+    use std::io::Write;
+
+    /// `Pending` keeps the entries of finished operations only until the map has doubled:
+    /// a program that reads with a new `OVERLAPPED` every time does not grow it without
+    /// bound, and `CancelIoEx` on a finished operation's `OVERLAPPED` finds nothing.
+    #[test]
+    fn finished_operations_leave_the_pending_map() {
+        const ERROR_IO_PENDING: u32 = 997;
+        const ERROR_NOT_FOUND: u32 = 1168;
+        let mut file = tempfile::NamedTempFile::new().expect("temporary file");
+        file.write_all(&[7u8; 4096]).expect("write");
+        let path = std::ffi::CString::new(file.path().to_str().expect("utf-8 path")).expect("no NUL");
+        // SAFETY: a NUL-terminated path; plain values.
+        let h = unsafe {
+            CreateFileA(
+                path.as_ptr(),
+                0x8000_0000,
+                0,
+                std::ptr::null_mut(),
+                3,
+                0x4000_0000,
+                std::ptr::null_mut(),
+            )
+        };
+        // SAFETY: plain values.
+        let port = unsafe { CreateIoCompletionPort(h, std::ptr::null_mut(), 1, 0) };
+        assert!(!port.is_null());
+        // Every read has its own OVERLAPPED, kept alive (and distinct) until the end.
+        let mut ovs: Vec<Box<OVERLAPPED>> = Vec::new();
+        let mut buf = [0u8; 64];
+        for i in 0..500u32 {
+            // SAFETY: all-zero is a valid OVERLAPPED.
+            let mut ov: Box<OVERLAPPED> = Box::new(unsafe { std::mem::zeroed() });
+            ov.Offset = (i * 8) % 4096;
+            // SAFETY: `buf` and `ov` stay valid until the packet, taken below.
+            let ok = unsafe { ReadFile(h, buf.as_mut_ptr().cast(), 8, std::ptr::null_mut(), &mut *ov) };
+            assert!(ok != 0 || GetLastError() == ERROR_IO_PENDING);
+            let (mut bytes, mut key, mut got) = (0u32, 0usize, std::ptr::null_mut::<OVERLAPPED>());
+            // SAFETY: writable out-pointers.
+            let ok = unsafe { GetQueuedCompletionStatus(port, &mut bytes, &mut key, &mut got, 5000) };
+            assert!(ok != 0 && bytes == 8 && std::ptr::eq(got, &*ov));
+            ovs.push(ov);
+        }
+        let held = io(h as usize).expect("open file").state().pending.len();
+        assert!(held <= 2 * Pending::MIN_PRUNE, "{held} entries for 500 finished reads");
+        // The last one's entry may still be there: cancelling it finds nothing.
+        let last: *mut OVERLAPPED = &mut **ovs.last_mut().expect("reads");
+        // SAFETY: plain values; the OVERLAPPED is only compared.
+        assert_eq!(unsafe { CancelIoEx(h, last) }, 0);
+        assert_eq!(GetLastError(), ERROR_NOT_FOUND);
+        // SAFETY: plain values.
+        unsafe {
+            assert_eq!(CloseHandle(h), 1);
+            assert_eq!(CloseHandle(port as HANDLE), 1);
+        }
     }
 }
