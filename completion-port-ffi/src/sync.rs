@@ -46,6 +46,10 @@ impl EventObj {
 
 /// Sets the event a handle value refers to, if it is one (an `OVERLAPPED`'s `hEvent`).
 pub(crate) fn signal_event(h: usize) {
+    // Most operations have no event: no table lookup for them (every packet comes here).
+    if h == 0 {
+        return;
+    }
     if let Some(Obj::Event(e)) = table::get(h) {
         e.signal();
     }
