@@ -72,6 +72,11 @@ pub struct Args {
     /// workers, which run only its packets. 1: one port shared by every worker.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     ports: u32,
+    /// Pin worker i to the i-th CPU this process may run on (round-robin over the CPUs of
+    /// its affinity mask, as `taskset` sets it). A pinned worker stays where the kernel
+    /// wakes its connections' server threads, as one blocking thread per connection does.
+    #[arg(long)]
+    pin: bool,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -133,6 +138,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         target_rate: args.rate,
         connections: args.connections as usize,
         ports: args.ports as usize,
+        pinned_cpus: Vec::new(),
         connect: Default::default(),
         size: args.size as usize,
         pipeline: args.pipeline as usize,
@@ -211,7 +217,9 @@ fn measure(args: &Args, report: &mut Report) -> Result<(), String> {
         errors: Mutex::new(Default::default()),
     });
     let hist = new_histogram()?;
-    let workers = spawn_workers(&ports, &shared, workers, &hist)?;
+    let cpus = if args.pin { Some(allowed_cpus()?) } else { None };
+    let pinned = Arc::new(Mutex::new(Vec::new()));
+    let workers = spawn_workers(&ports, &shared, workers, &hist, cpus.as_deref(), &pinned)?;
 
     let t0 = Instant::now();
     for (p, port) in ports.iter().enumerate() {
@@ -255,6 +263,10 @@ fn measure(args: &Args, report: &mut Report) -> Result<(), String> {
     let unanswered = outstanding(&shared) as u64;
     let unsent = shared.conns.iter().map(Conn::backlog).sum::<usize>() as u64;
     let (hist, errors) = shut_down(&ports, shared, workers, hist)?;
+    // Every worker has been joined: the CPUs they pinned themselves to, worker by worker.
+    let mut pinned = std::mem::take(&mut *lock(&pinned));
+    pinned.sort_unstable();
+    report.pinned_cpus = pinned.into_iter().map(|(_, cpu)| cpu).collect();
 
     let seconds = t_end.saturating_duration_since(t0).as_secs_f64().max(1e-9);
     let messages = hist.len();
@@ -357,12 +369,19 @@ fn spawn_workers(
     shared: &Arc<Shared>,
     n: usize,
     empty: &Histogram<u64>,
+    cpus: Option<&[usize]>,
+    pinned: &Arc<Mutex<Vec<(usize, usize)>>>,
 ) -> Result<Vec<JoinHandle<Histogram<u64>>>, String> {
     let mut workers = Vec::with_capacity(n);
     let homes = (0..ports.len()).flat_map(|p| std::iter::repeat_n(p, share(n, ports.len(), p)));
     for (i, home) in homes.enumerate() {
         let (p, shared, mut hist) = (ports[home].clone(), Arc::clone(shared), empty.clone());
+        let cpu = cpus.filter(|c| !c.is_empty()).map(|c| c[i % c.len()]);
+        let pinned = Arc::clone(pinned);
         let spawned = std::thread::Builder::new().name(format!("load-worker-{i}")).spawn(move || {
+            if let Some(cpu) = cpu.filter(|&c| pin_to(c)) {
+                lock(&pinned).push((i, cpu));
+            }
             let mut batch = Vec::with_capacity(BATCH);
             loop {
                 match p.get_many_into(&mut batch, BATCH, None) {
@@ -386,6 +405,26 @@ fn spawn_workers(
         }
     }
     Ok(workers)
+}
+
+/// The CPUs this process may run on (its affinity mask), in order.
+fn allowed_cpus() -> Result<Vec<usize>, String> {
+    let set = rustix::thread::sched_getaffinity(None)
+        .map_err(|e| format!("cannot read the CPU affinity (--pin): {e}"))?;
+    Ok((0..rustix::thread::CpuSet::MAX_CPU).filter(|&c| set.is_set(c)).collect())
+}
+
+/// Pins the calling thread to `cpu`; returns whether its affinity is now that CPU alone.
+/// A failure (the CPU went offline, a container changed the mask) is logged and the
+/// thread runs unpinned.
+fn pin_to(cpu: usize) -> bool {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    if let Err(e) = rustix::thread::sched_setaffinity(None, &set) {
+        tracing::warn!(cpu, error = %e, "cannot pin a load worker; it runs unpinned");
+        return false;
+    }
+    rustix::thread::sched_getaffinity(None).is_ok_and(|now| now == set)
 }
 
 /// Open loop: posts one packet per message at the instant it is due, round-robin over

@@ -109,6 +109,9 @@ pub struct Report {
     pub connections: usize,
     /// Completion ports the connections were spread over (`--ports`).
     pub ports: usize,
+    /// With `--pin`: the CPU each worker pinned itself to, in worker order (a worker the
+    /// kernel would not pin is left out, with a warning); empty without `--pin`.
+    pub pinned_cpus: Vec<usize>,
     /// How connecting went.
     pub connect: Connect,
     /// Message size in bytes.
@@ -181,6 +184,10 @@ impl Report {
                 " ({} mismatched, {} failed connections, {} unanswered)",
                 self.mismatches, self.connection_errors, self.unanswered
             );
+        }
+        if !self.pinned_cpus.is_empty() {
+            let cpus: Vec<String> = self.pinned_cpus.iter().map(ToString::to_string).collect();
+            s += &format!("\npinned        workers on CPUs {}", cpus.join(", "));
         }
         if self.unsent > 0 {
             s += &format!("\nunsent        {} (due but never sent: the server fell behind)", self.unsent);

@@ -285,3 +285,33 @@ fn load_reports_its_backend() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("backend epoll"), "{stderr}");
 }
+
+// Issue 9: `--pin` pins worker i to the i-th CPU of the process's affinity mask
+// (round-robin), reports the CPUs worker by worker, and every echo is still checked.
+#[test]
+fn load_pins_its_workers_to_the_allowed_cpus() {
+    let allowed: Vec<usize> = {
+        let set = rustix::thread::sched_getaffinity(None).expect("affinity");
+        (0..rustix::thread::CpuSet::MAX_CPU).filter(|&c| set.is_set(c)).collect()
+    };
+    let server = EchoServer::start();
+    let args = ["--duration", "500ms", "--connections", "6", "--workers", "3", "--pin"];
+    let (code, r, stderr) = load_json(&server.addr(), &args);
+    assert_eq!(code, Some(0), "stderr: {stderr}\nreport: {r}");
+    let pinned: Vec<usize> = r["pinned_cpus"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no pinned_cpus in {r}"))
+        .iter()
+        .map(|c| c.as_u64().expect("a CPU number") as usize)
+        .collect();
+    let expected: Vec<usize> = (0..3).map(|i| allowed[i % allowed.len()]).collect();
+    assert_eq!(pinned, expected, "{r}");
+    assert!(u(&r, "messages") > 0, "{r}");
+    for field in ["errors", "mismatches", "connection_errors", "unanswered"] {
+        assert_eq!(u(&r, field), 0, "{field} in {r}");
+    }
+    // Without --pin the list is empty.
+    let (code, r, _) = load_json(&server.addr(), &["--duration", "200ms", "--connections", "2"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(r["pinned_cpus"], serde_json::json!([]), "{r}");
+}
