@@ -10,6 +10,7 @@
 # the middle of the run, through `peers sample`), and the machine's busy fraction; with
 # STAT=1 also the server's system calls, context switches and migrations per message
 # (`perf stat`). Then the median rate of each label and its ratio to the first label's.
+# LOAD_ARGS: extra `cport load` flags (e.g. --pin).
 # Binaries: target/release/{cport,peers} (build them first with
 # `cargo build --release -p cport -p peers`), or CPORT=/path and PEERS=/path.
 set -euo pipefail
@@ -33,8 +34,9 @@ for _ in $(seq "$rounds"); do
     taskset -c "$cpus" ${cmd//PORT/$port} >/dev/null 2>&1 &
     sp=$!
     sleep 0.5
+    # shellcheck disable=SC2086
     taskset -c "$cpus" "$cport" load --addr "127.0.0.1:$port" --connections 50 --size 64 \
-      --duration "$((secs + 1))s" --workers 2 --json >"$out/load.json" 2>/dev/null &
+      --duration "$((secs + 1))s" --workers 2 ${LOAD_ARGS:-} --json >"$out/load.json" 2>/dev/null &
     lp=$!
     stp=
     if [ -n "${STAT:-}" ]; then
