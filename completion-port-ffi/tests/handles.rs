@@ -112,16 +112,22 @@ fn sockname(s: usize) -> Result<(), i32> {
     }
 }
 
-/// A thread keeps the sockets it used lately (`table.rs`, `IO_CACHE`): a socket closed by
-/// another thread, or by this one, is `WSAENOTSOCK` at once, however recently it was used.
-#[test]
-fn a_closed_socket_is_not_a_socket_for_a_thread_that_used_it() {
-    const AF_INET: i32 = 2;
-    const SOCK_STREAM: i32 = 1;
+const AF_INET: i32 = 2;
+const SOCK_STREAM: i32 = 1;
+
+/// `WSAStartup`, as a Winsock program begins.
+fn startup() {
     // SAFETY: an all-zero WSADATA is valid, and writable here.
     let mut data: WSADATA = unsafe { std::mem::zeroed() };
     // SAFETY: `data` is writable.
     assert_eq!(unsafe { WSAStartup(0x0202, &mut data) }, 0);
+}
+
+/// A thread keeps the sockets it used lately (`table.rs`, `IO_CACHE`): a socket closed by
+/// another thread, or by this one, is `WSAENOTSOCK` at once, however recently it was used.
+#[test]
+fn a_closed_socket_is_not_a_socket_for_a_thread_that_used_it() {
+    startup();
     // SAFETY: plain values.
     let (a, b) = unsafe { (iocp_socket(AF_INET, SOCK_STREAM, 0), iocp_socket(AF_INET, SOCK_STREAM, 0)) };
     assert!(a != usize::MAX && b != usize::MAX);
@@ -145,12 +151,7 @@ fn a_closed_socket_is_not_a_socket_for_a_thread_that_used_it() {
 /// lookup cache retires it by its `closed` flag, not only when the object is freed.
 #[test]
 fn a_closed_socket_still_in_use_elsewhere_is_not_a_socket() {
-    const AF_INET: i32 = 2;
-    const SOCK_STREAM: i32 = 1;
-    // SAFETY: an all-zero WSADATA is valid, and writable here.
-    let mut data: WSADATA = unsafe { std::mem::zeroed() };
-    // SAFETY: `data` is writable.
-    assert_eq!(unsafe { WSAStartup(0x0202, &mut data) }, 0);
+    startup();
     // sockaddr_in for 127.0.0.1, port 0: family, port (big-endian), address, padding.
     let mut addr = [0u8; 16];
     addr[..2].copy_from_slice(&(AF_INET as u16).to_ne_bytes());
