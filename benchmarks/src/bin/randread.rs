@@ -178,21 +178,14 @@ fn main() -> io::Result<()> {
         for round in 1..=args.rounds {
             for (i, &v) in variants.iter().enumerate() {
                 seed = seed.wrapping_add(0x9E37_79B9);
+                let job = Job { path: &args.file, blocks, bs: args.bs, depth, dur };
                 let m = match v {
-                    Variant::Port if args.ports > 1 => {
-                        run_ports(&args.file, blocks, args.bs, depth, dur, args.ports as usize, seed)?
+                    Variant::Port if args.ports > 1 => run_ports(job, args.ports as usize, seed)?,
+                    Variant::Port if args.port_threads > 1 => {
+                        run_port_threads(job, args.port_threads as usize, seed)?
                     }
-                    Variant::Port if args.port_threads > 1 => run_port_threads(
-                        &args.file,
-                        blocks,
-                        args.bs,
-                        depth,
-                        dur,
-                        args.port_threads as usize,
-                        seed,
-                    )?,
-                    Variant::Port => run_port(&args.file, blocks, args.bs, depth, dur, true, seed)?,
-                    Variant::PortNobatch => run_port(&args.file, blocks, args.bs, depth, dur, false, seed)?,
+                    Variant::Port => run_port(job, true, seed)?,
+                    Variant::PortNobatch => run_port(job, false, seed)?,
                     Variant::Fio | Variant::FioBatch | Variant::FioBatchmax => run_fio(&args, depth, v)?,
                 };
                 println!(
@@ -285,20 +278,23 @@ fn warm_cache(path: &Path) -> io::Result<u64> {
     }
 }
 
-/// One measurement through the port.
-fn run_port(
-    path: &Path,
+/// What one measurement through the port reads: random blocks of `bs` bytes among the
+/// first `blocks` of `path`, `depth` reads in flight, for `dur`.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    path: &'a Path,
     blocks: u64,
     bs: u64,
     depth: usize,
     dur: Duration,
-    batch: bool,
-    seed: u64,
-) -> io::Result<Measured> {
+}
+
+/// One measurement through the port.
+fn run_port(job: Job<'_>, batch: bool, seed: u64) -> io::Result<Measured> {
     let port: CompletionPort<()> = CompletionPort::new(1);
-    let file = port.associate(File::open(path)?, 0)?;
+    let file = port.associate(File::open(job.path)?, 0)?;
     let cpu0 = process_cpu_ns()?;
-    let r = keep_reading(&port, &file, blocks, bs, depth, dur, batch, seed)?;
+    let r = keep_reading(&port, &file, job, batch, seed)?;
     let cpu = process_cpu_ns()?.saturating_sub(cpu0);
     Ok(Measured {
         iops: r.counted as f64 / r.window.as_secs_f64(),
@@ -317,20 +313,18 @@ struct Reads {
     done: u64,
 }
 
-/// Keeps `depth` random reads of `bs` bytes in flight on `file` from this thread, refilling
-/// each completion (inside `port.batch` if `batch`), until `dur` has passed; then reaps the
-/// reads still in flight without counting them.
-#[allow(clippy::too_many_arguments)]
+/// Keeps `job.depth` random reads of `job.bs` bytes in flight on `file` (the job's file,
+/// associated with `port`) from this thread, refilling each completion (inside
+/// `port.batch` if `batch`), until `job.dur` has passed; then reaps the reads still in
+/// flight without counting them.
 fn keep_reading(
     port: &CompletionPort<()>,
     file: &Handle<()>,
-    blocks: u64,
-    bs: u64,
-    depth: usize,
-    dur: Duration,
+    job: Job<'_>,
     batch: bool,
     seed: u64,
 ) -> io::Result<Reads> {
+    let Job { blocks, bs, depth, dur, .. } = job;
     let mut rng = XorShift::new(seed);
     // The first `depth` reads: this thread is not yet running on the port, so without a
     // batch each would be its own system call.
@@ -382,15 +376,8 @@ fn keep_reading(
 /// flight (refills inside `port.batch`). Each worker issues its share, then refills every
 /// completion it takes until the window ends; then the reads still in flight are reaped
 /// and not counted.
-fn run_port_threads(
-    path: &Path,
-    blocks: u64,
-    bs: u64,
-    depth: usize,
-    dur: Duration,
-    threads: usize,
-    seed: u64,
-) -> io::Result<Measured> {
+fn run_port_threads(job: Job<'_>, threads: usize, seed: u64) -> io::Result<Measured> {
+    let Job { path, blocks, bs, depth, dur } = job;
     let port: CompletionPort<()> = CompletionPort::new(threads);
     let file = port.associate(File::open(path)?, 0)?;
     let start = Instant::now();
@@ -436,15 +423,8 @@ fn run_port_threads(
 /// the file itself and keeps its share of the `depth` reads in flight until the window
 /// ends (the reads still in flight then are reaped and not counted). Nothing is shared
 /// between the threads but the page cache.
-fn run_ports(
-    path: &Path,
-    blocks: u64,
-    bs: u64,
-    depth: usize,
-    dur: Duration,
-    ports: usize,
-    seed: u64,
-) -> io::Result<Measured> {
+fn run_ports(job: Job<'_>, ports: usize, seed: u64) -> io::Result<Measured> {
+    let Job { depth, dur, .. } = job;
     // No more ports than reads in flight: each keeps at least one going.
     let ports = ports.min(depth).max(1);
     let start = Instant::now();
@@ -454,7 +434,7 @@ fn run_ports(
             .map(|t| {
                 let share = depth / ports + usize::from(t < depth % ports);
                 let seed = seed.wrapping_add(t as u64 * 0x9E37_79B9);
-                scope.spawn(move || one_port(path, blocks, bs, share, dur, seed))
+                scope.spawn(move || one_port(Job { depth: share, ..job }, seed))
             })
             .collect();
         threads
@@ -490,18 +470,11 @@ struct PortRun {
 
 /// One port of [`run_ports`]: its reads (as [`keep_reading`] counts them) and the
 /// thread's CPU time.
-fn one_port(
-    path: &Path,
-    blocks: u64,
-    bs: u64,
-    depth: usize,
-    dur: Duration,
-    seed: u64,
-) -> io::Result<PortRun> {
+fn one_port(job: Job<'_>, seed: u64) -> io::Result<PortRun> {
     let cpu0 = thread_cpu_ns()?;
     let port: CompletionPort<()> = CompletionPort::new(1);
-    let file = port.associate(File::open(path)?, 0)?;
-    let counted = keep_reading(&port, &file, blocks, bs, depth, dur, true, seed)?.counted;
+    let file = port.associate(File::open(job.path)?, 0)?;
+    let counted = keep_reading(&port, &file, job, true, seed)?.counted;
     Ok(PortRun { counted, cpu_ns: thread_cpu_ns()?.saturating_sub(cpu0), _file: file, _port: port })
 }
 
