@@ -87,10 +87,10 @@ fn with_waited_port<R>(h: usize, f: impl FnOnce(&CompletionPort<Ctx>) -> Result<
 pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     let port = WAITED
         .try_with(|c| {
-            let kept = c.take();
-            let open = kept.as_ref().filter(|(_, p)| !p.is_closed()).map(|(_, p)| p.clone());
             // A closed port is let go here.
-            c.set(kept.filter(|(_, p)| !p.is_closed()));
+            let kept = c.take().filter(|(_, p)| !p.is_closed());
+            let open = kept.as_ref().map(|(_, p)| p.clone());
+            c.set(kept);
             open
         })
         .ok()

@@ -205,16 +205,19 @@ fn stripe(h: usize) -> &'static RwLock<WordMap<Obj>> {
 
 /// Enters an object in the table and returns its new handle value.
 pub(crate) fn insert(obj: Obj) -> usize {
-    let h = NEXT.fetch_add(4, Ordering::Relaxed);
-    stripe(h).write().unwrap_or_else(PoisonError::into_inner).insert(h, obj);
-    h
+    insert_with(|_| obj)
 }
 
 /// Enters a file (`socket == false`) or socket in the table and returns its new handle
-/// value.
+/// value, which the object keeps.
 pub(crate) fn insert_io(fd: OwnedFd, socket: bool) -> usize {
+    insert_with(|h| Obj::Io(Arc::new(IoObj::new(h, fd, socket))))
+}
+
+/// Takes the next handle value, enters the object `make` builds for it, and returns it.
+fn insert_with(make: impl FnOnce(usize) -> Obj) -> usize {
     let h = NEXT.fetch_add(4, Ordering::Relaxed);
-    let obj = Obj::Io(Arc::new(IoObj::new(h, fd, socket)));
+    let obj = make(h);
     stripe(h).write().unwrap_or_else(PoisonError::into_inner).insert(h, obj);
     h
 }
