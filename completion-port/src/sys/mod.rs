@@ -132,10 +132,11 @@ impl<C: Send + 'static> Driver<C> {
     }
 
     /// Prepares a descriptor being associated: the epoll backend makes sockets and pipes
-    /// non-blocking and adds them to its interest set, and keeps per-descriptor state.
+    /// non-blocking and adds them to its interest set, and keeps per-descriptor state; the
+    /// io_uring backend gives it a slot in the ring's registered file table.
     pub(crate) fn register(&self, fd: BorrowedFd<'_>, kind: FdKind) -> io::Result<Option<HandleState>> {
         match self {
-            Driver::Uring(_) => Ok(None),
+            Driver::Uring(u) => Ok(u.register(fd)),
             Driver::Epoll(e) => e.register(fd, kind).map(Some),
             #[cfg(loom)]
             Driver::Fake(_) => Ok(None),

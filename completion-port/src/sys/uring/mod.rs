@@ -33,6 +33,7 @@
 //! buffer and context once, and only then (4) lets the ring be unmapped and closed. The
 //! kernel therefore never writes into freed memory, whatever the application leaked.
 
+mod fixed;
 mod op;
 mod owner;
 
@@ -104,6 +105,8 @@ pub(crate) struct Uring<C> {
     /// deferred sections submit at once).
     sentry: Arc<Sentry>,
     sentry_thread: OnceLock<Option<JoinHandle<()>>>,
+    /// The registered file table, if the kernel accepted one (`fixed.rs`).
+    fixed: Option<Arc<fixed::FixedFiles>>,
     /// ThreadSanitizer builds only (`--cfg completion_port_tsan`, set by `ci/tsan.sh`): the
     /// kernel orders an operation's SQE before its CQE, through the two rings' tail
     /// pointers, which ThreadSanitizer cannot pair. Every push (and restart) releases this
@@ -153,6 +156,7 @@ impl<C: Send + 'static> Uring<C> {
         }
         tracing::debug!(sq = SQ_ENTRIES, cq = CQ_ENTRIES, "io_uring ring created");
         Ok(Self {
+            fixed: fixed::FixedFiles::new(&ring),
             ring: Arc::new(ring),
             sq: Mutex::new(false),
             cq: Mutex::new(()),
@@ -164,6 +168,13 @@ impl<C: Send + 'static> Uring<C> {
             tsan_handoff: AtomicUsize::new(0),
             _context: PhantomData,
         })
+    }
+
+    /// Prepares a descriptor being associated: a slot in the registered file table, which
+    /// its operations then name instead of the descriptor (`None`: by number).
+    pub(crate) fn register(&self, fd: std::os::fd::BorrowedFd<'_>) -> Option<super::HandleState> {
+        let slot = self.fixed.as_ref()?.install(fd.as_raw_fd())?;
+        Some(Box::new(slot))
     }
 
     /// Starts one operation: its SQE is handed to the kernel at once, at the end of this

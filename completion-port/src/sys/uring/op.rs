@@ -1,6 +1,7 @@
 //! One io_uring operation: its memory, its SQE, and the one round trip of its ownership
 //! through the kernel's `user_data`.
 
+use super::fixed::Slot;
 use super::owner::Owner;
 use crate::buffer::{Buffer, IoVecs};
 use crate::completion::Completion;
@@ -184,7 +185,6 @@ pub(crate) fn handle_epoch<C>(op: &Arc<Op<C>>) -> u32 {
 /// scatter/gather list to `Readv`/`Writev`/`RecvMsg`/`SendMsg`, with its `iovec`s in the
 /// operation's scratch memory.
 fn build_entry<C>(op: &mut Body<C>) -> squeue::Entry {
-    let fd = types::Fd(op.data.handle.fd.as_raw_fd());
     let fills = op.data.request.fills_buffer();
     let vectored = op.data.buffer.as_ref().is_some_and(Buffer::is_vectored);
     let room = op.data.buffer.as_ref().map_or(0, Buffer::room);
@@ -209,63 +209,77 @@ fn build_entry<C>(op: &mut Body<C>) -> squeue::Entry {
         s.msg.msg_name = std::ptr::null_mut();
         s.msg.msg_namelen = 0;
     }
-    match &op.data.request {
-        Request::ReadAt { offset } if vectored => {
-            let iov = op.scratch.as_ref().map_or(&[][..], |s| s.iov.as_slice());
-            opcode::Readv::new(fd, iov.as_ptr(), iov.len() as u32).offset(*offset).build()
-        }
-        Request::WriteAt { offset } if vectored => {
-            let iov = op.scratch.as_ref().map_or(&[][..], |s| s.iov.as_slice());
-            opcode::Writev::new(fd, iov.as_ptr(), iov.len() as u32).offset(*offset).build()
-        }
-        Request::ReadAt { offset } => opcode::Read::new(fd, buf_ptr, len).offset(*offset).build(),
-        Request::WriteAt { offset } => opcode::Write::new(fd, buf_ptr, len).offset(*offset).build(),
-        Request::Sync { data_only } => {
-            let flags = if *data_only { types::FsyncFlags::DATASYNC } else { types::FsyncFlags::empty() };
-            opcode::Fsync::new(fd).flags(flags).build()
-        }
-        Request::Accept => {
-            let s = op.scratch.get_or_insert_with(Scratch::new);
-            s.addr_len = s.addr.size_of();
-            let addr = (&mut s.addr as *mut SockAddrStorage).cast::<libc::sockaddr>();
-            opcode::Accept::new(fd, addr, &mut s.addr_len).flags(libc::SOCK_CLOEXEC).build()
-        }
-        Request::Connect { addr } => {
-            opcode::Connect::new(fd, addr.as_ptr().cast::<libc::sockaddr>(), addr.len()).build()
-        }
-        // docs/semantics.md N6: a zero-length receive waits for readability and consumes nothing.
-        Request::Recv if room == 0 => opcode::PollAdd::new(fd, libc::POLLIN as u32).build(),
-        Request::Recv if vectored => {
-            let s = op.scratch.get_or_insert_with(Scratch::new);
-            opcode::RecvMsg::new(fd, &mut s.msg).build()
-        }
-        Request::Send if vectored => {
-            let s = op.scratch.get_or_insert_with(Scratch::new);
-            opcode::SendMsg::new(fd, &s.msg).flags(libc::MSG_NOSIGNAL as u32).build()
-        }
-        Request::Recv => opcode::Recv::new(fd, buf_ptr, len).build(),
-        Request::Send => opcode::Send::new(fd, buf_ptr, len).flags(libc::MSG_NOSIGNAL).build(),
-        Request::Shutdown { how } => {
-            let how = match how {
-                std::net::Shutdown::Read => libc::SHUT_RD,
-                std::net::Shutdown::Write => libc::SHUT_WR,
-                std::net::Shutdown::Both => libc::SHUT_RDWR,
-            };
-            opcode::Shutdown::new(fd, how).build()
-        }
-        Request::RecvFrom => {
-            let s = op.scratch.get_or_insert_with(Scratch::new);
-            s.msg.msg_name = (&mut s.addr as *mut SockAddrStorage).cast();
-            s.msg.msg_namelen = s.addr.size_of();
-            opcode::RecvMsg::new(fd, &mut s.msg).build()
-        }
-        Request::SendTo { addr } => {
-            let s = op.scratch.get_or_insert_with(Scratch::new);
-            // `addr` lives in the same allocation (inside `data.request`).
-            s.msg.msg_name = addr.as_ptr() as *mut libc::c_void;
-            s.msg.msg_namelen = addr.len();
-            opcode::SendMsg::new(fd, &s.msg).flags(libc::MSG_NOSIGNAL as u32).build()
-        }
+    // The descriptor by its registered slot (`fixed.rs`) where it has one, else by number:
+    // the same entry either way, built for the type the kernel is to look up.
+    let slot = op.data.handle.state.as_ref().and_then(|s| s.downcast_ref::<Slot>()).map(|s| s.index);
+    let raw = op.data.handle.fd.as_raw_fd();
+    macro_rules! entry {
+        ($fd:expr) => {{
+            let fd = $fd;
+            match &op.data.request {
+                Request::ReadAt { offset } if vectored => {
+                    let iov = op.scratch.as_ref().map_or(&[][..], |s| s.iov.as_slice());
+                    opcode::Readv::new(fd, iov.as_ptr(), iov.len() as u32).offset(*offset).build()
+                }
+                Request::WriteAt { offset } if vectored => {
+                    let iov = op.scratch.as_ref().map_or(&[][..], |s| s.iov.as_slice());
+                    opcode::Writev::new(fd, iov.as_ptr(), iov.len() as u32).offset(*offset).build()
+                }
+                Request::ReadAt { offset } => opcode::Read::new(fd, buf_ptr, len).offset(*offset).build(),
+                Request::WriteAt { offset } => opcode::Write::new(fd, buf_ptr, len).offset(*offset).build(),
+                Request::Sync { data_only } => {
+                    let flags =
+                        if *data_only { types::FsyncFlags::DATASYNC } else { types::FsyncFlags::empty() };
+                    opcode::Fsync::new(fd).flags(flags).build()
+                }
+                Request::Accept => {
+                    let s = op.scratch.get_or_insert_with(Scratch::new);
+                    s.addr_len = s.addr.size_of();
+                    let addr = (&mut s.addr as *mut SockAddrStorage).cast::<libc::sockaddr>();
+                    opcode::Accept::new(fd, addr, &mut s.addr_len).flags(libc::SOCK_CLOEXEC).build()
+                }
+                Request::Connect { addr } => {
+                    opcode::Connect::new(fd, addr.as_ptr().cast::<libc::sockaddr>(), addr.len()).build()
+                }
+                // docs/semantics.md N6: a zero-length receive waits for readability and consumes nothing.
+                Request::Recv if room == 0 => opcode::PollAdd::new(fd, libc::POLLIN as u32).build(),
+                Request::Recv if vectored => {
+                    let s = op.scratch.get_or_insert_with(Scratch::new);
+                    opcode::RecvMsg::new(fd, &mut s.msg).build()
+                }
+                Request::Send if vectored => {
+                    let s = op.scratch.get_or_insert_with(Scratch::new);
+                    opcode::SendMsg::new(fd, &s.msg).flags(libc::MSG_NOSIGNAL as u32).build()
+                }
+                Request::Recv => opcode::Recv::new(fd, buf_ptr, len).build(),
+                Request::Send => opcode::Send::new(fd, buf_ptr, len).flags(libc::MSG_NOSIGNAL).build(),
+                Request::Shutdown { how } => {
+                    let how = match how {
+                        std::net::Shutdown::Read => libc::SHUT_RD,
+                        std::net::Shutdown::Write => libc::SHUT_WR,
+                        std::net::Shutdown::Both => libc::SHUT_RDWR,
+                    };
+                    opcode::Shutdown::new(fd, how).build()
+                }
+                Request::RecvFrom => {
+                    let s = op.scratch.get_or_insert_with(Scratch::new);
+                    s.msg.msg_name = (&mut s.addr as *mut SockAddrStorage).cast();
+                    s.msg.msg_namelen = s.addr.size_of();
+                    opcode::RecvMsg::new(fd, &mut s.msg).build()
+                }
+                Request::SendTo { addr } => {
+                    let s = op.scratch.get_or_insert_with(Scratch::new);
+                    // `addr` lives in the same allocation (inside `data.request`).
+                    s.msg.msg_name = addr.as_ptr() as *mut libc::c_void;
+                    s.msg.msg_namelen = addr.len();
+                    opcode::SendMsg::new(fd, &s.msg).flags(libc::MSG_NOSIGNAL as u32).build()
+                }
+            }
+        }};
+    }
+    match slot {
+        Some(index) => entry!(types::Fixed(index)),
+        None => entry!(types::Fd(raw)),
     }
 }
 
