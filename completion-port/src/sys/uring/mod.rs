@@ -229,7 +229,12 @@ impl<C: Send + 'static> Uring<C> {
             // lives until the CQE hands the reference back, so the kernel never touches
             // freed memory. Wake and cancel entries point at nothing.
             let pushed = unsafe { sq.push(entry) };
-            drop(sq); // syncs the tail so the kernel sees the entry
+            // Dropping the queue publishes its tail, so the kernel sees the entry. It must
+            // drop while the `sq` lock is held: one dropped after the guard (a temporary in
+            // a block's tail expression outlives the block's locals in edition 2021)
+            // publishes a stale tail over a newer one, and the kernel then runs old
+            // entries a second time (seen in an experiment; docs/benchmarks.md).
+            drop(sq);
             if pushed.is_ok() {
                 return Ok(());
             }
