@@ -44,6 +44,12 @@ pub struct Args {
     /// CPUs whose busy fraction over the window is reported (comma-separated; default: all).
     #[arg(long, value_delimiter = ',')]
     cpus: Vec<usize>,
+    /// Pin each connection's thread, after its first 1000 echoes (keep `--warmup` long
+    /// enough for them), to the CPU where its connection's replies arrive
+    /// (`SO_INCOMING_CPU`: on loopback, the CPU the server sent from), so that each
+    /// ping-pong stays on one CPU. Measures what CPU-local wake-ups are worth.
+    #[arg(long)]
+    affine: bool,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -94,10 +100,10 @@ pub fn run(args: &Args) -> io::Result<ExitCode> {
     let mut threads = Vec::with_capacity(n);
     for (i, stream) in streams.into_iter().enumerate() {
         let (counters, barrier, stop) = (counters.clone(), barrier.clone(), stop.clone());
-        let size = args.size as usize;
+        let (size, affine) = (args.size as usize, args.affine);
         let t = thread::Builder::new()
             .stack_size(STACK)
-            .spawn(move || ping_pong(i, stream, size, &barrier, &stop, &counters[i]));
+            .spawn(move || ping_pong(i, stream, size, affine, &barrier, &stop, &counters[i]));
         match t {
             Ok(t) => threads.push(t),
             // The threads already started wait at the barrier; ending the process ends them.
@@ -167,12 +173,16 @@ pub fn run(args: &Args) -> io::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--affine`: echoes after which a connection's thread pins itself.
+const AFFINE_AFTER: u64 = 1000;
+
 /// One connection's loop, after the barrier, until `stop`: send, read the echo, check it.
 /// `done` counts the messages echoed correctly.
 fn ping_pong(
     id: usize,
     mut stream: TcpStream,
     size: usize,
+    affine: bool,
     barrier: &Barrier,
     stop: &AtomicBool,
     done: &AtomicU64,
@@ -190,6 +200,14 @@ fn ping_pong(
             return Err(format!("connection {id}: message {seq} came back different"));
         }
         seq += 1;
+        if affine && seq == AFFINE_AFTER {
+            // Best effort: a CPU outside the process's mask leaves the thread unpinned.
+            if let Ok(cpu) = socket2::SockRef::from(&stream).cpu_affinity() {
+                let mut set = rustix::thread::CpuSet::new();
+                set.set(cpu);
+                let _ = rustix::thread::sched_setaffinity(None, &set);
+            }
+        }
         // This thread is the counter's only writer.
         done.store(seq, Ordering::Relaxed);
     }

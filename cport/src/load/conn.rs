@@ -7,7 +7,7 @@
 //! which message comes next, and every byte is compared with [`pattern`].
 
 use super::pattern;
-use completion_port::{Completion, Handle, Started, SubmitError};
+use completion_port::{Completion, CompletionPort, Handle, Started, SubmitError};
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
 use std::io;
@@ -17,6 +17,10 @@ use std::time::Instant;
 
 /// Most echoes of one connection taken in a row without the port (see `Shared::on_recv`).
 const EAGER_ROUNDS: usize = 16;
+/// `--affine`: echoes after which a connection first looks where its replies arrive.
+const AFFINE_FIRST: u64 = 1000;
+/// `--affine`: echoes between later looks (a server thread may move).
+const AFFINE_EVERY: u64 = 4096;
 
 /// What a packet is for. Operation packets carry the connection index as their key (the
 /// handle's key); pacing packets are posted with the same key.
@@ -28,6 +32,8 @@ pub enum Ctx {
     Recv,
     /// Open loop: one message of this connection became due at this instant.
     Pace(Instant),
+    /// `--affine`: the connection moved to this port; its worker sends and receives next.
+    Resume,
 }
 
 /// Locks a mutex, ignoring poisoning: a panicked worker is reported at join; the counters
@@ -38,10 +44,18 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// One client connection.
 pub struct Conn {
-    /// Index of the connection; seeds its message bytes and is its handle's key.
+    /// Index of the connection; seeds its message bytes and is its handles' key.
     index: u64,
-    handle: Handle<Ctx>,
+    /// The connection's handle on each port, by port (`None`: not associated there).
+    /// Without `--affine` only its home port has one.
+    handles: Vec<Option<Handle<Ctx>>>,
     state: Mutex<State>,
+}
+
+/// `--affine`: the ports, and the CPU each one's worker is pinned to.
+pub struct Affinity {
+    pub ports: Vec<CompletionPort<Ctx>>,
+    pub cpus: Vec<usize>,
 }
 
 /// The state of a connection. Guarded by `Conn::state`; every packet of the connection
@@ -66,6 +80,10 @@ struct State {
     expected: Vec<u8>,
     /// The connection failed (mismatch, error, end of stream): it sends and receives no more.
     failed: bool,
+    /// The port whose handle its operations use.
+    home: usize,
+    /// `--affine`: the message count at which it next looks where its replies arrive.
+    next_look: u64,
 }
 
 /// Errors seen by all connections.
@@ -101,12 +119,18 @@ pub struct Shared {
     pub failed: AtomicUsize,
     /// Errors so far.
     pub errors: Mutex<Errors>,
+    /// `--affine`: where connections may move.
+    pub affinity: Option<Affinity>,
+    /// `--affine`: moves made.
+    pub moved: AtomicU64,
 }
 
 impl State {
     /// A fresh connection's state: nothing sent, nothing received.
-    fn new() -> Self {
+    fn new(home: usize) -> Self {
         State {
+            home,
+            next_look: AFFINE_FIRST,
             out: Vec::new(),
             spare: Some(Vec::new()),
             next_seq: 0,
@@ -122,8 +146,16 @@ impl State {
 
 impl Conn {
     /// A connection whose packets carry key `index`.
-    pub fn new(index: usize, handle: Handle<Ctx>) -> Self {
-        Self { index: index as u64, handle, state: Mutex::new(State::new()) }
+    pub fn new(index: usize, handles: Vec<Option<Handle<Ctx>>>, home: usize) -> Self {
+        Self { index: index as u64, handles, state: Mutex::new(State::new(home)) }
+    }
+
+    /// The handle of the connection's current port.
+    fn handle(&self, st: &State) -> &Handle<Ctx> {
+        match self.handles.get(st.home) {
+            Some(Some(h)) => h,
+            _ => unreachable!("a connection's home port always has its handle"),
+        }
     }
 
     /// Messages sent (or queued) and not yet echoed; 0 once the connection failed.
@@ -197,7 +229,7 @@ impl Shared {
         self.refill(conn, &mut st);
         self.kick_send(conn, &mut st);
         let buf = Vec::with_capacity(self.recv_capacity);
-        if let Err(e) = conn.handle.recv(buf, Ctx::Recv) {
+        if let Err(e) = conn.handle(&st).recv(buf, Ctx::Recv) {
             self.refused(conn, &mut st, "recv", e);
         }
     }
@@ -212,9 +244,48 @@ impl Shared {
         let mut st = lock(&conn.state);
         match ctx {
             Ctx::Pace(due) => self.on_pace(conn, &mut st, due),
+            Ctx::Resume => self.on_resume(conn, &mut st),
             Ctx::Send => self.on_send(conn, &mut st, result, buffer.unwrap_or_default()),
             Ctx::Recv => self.on_recv(conn, &mut st, result, buffer.unwrap_or_default(), hist),
         }
+    }
+
+    /// `--affine`: the connection arrived on this port (between two echoes, nothing in
+    /// flight): it sends what is due and receives, from here on.
+    fn on_resume(&self, conn: &Conn, st: &mut State) {
+        if st.failed || self.closing.load(Ordering::Acquire) {
+            return;
+        }
+        self.kick_send(conn, st);
+        let buf = Vec::with_capacity(self.recv_capacity);
+        if let Err(e) = conn.handle(st).recv(buf, Ctx::Recv) {
+            self.refused(conn, st, "recv", e);
+        }
+    }
+
+    /// `--affine`: between two echoes, with nothing in flight, moves the connection to
+    /// the port whose worker runs on the CPU its replies arrive on, if that is another.
+    /// Returns whether it moved (its new port's worker then carries on).
+    fn moved(&self, conn: &Conn, st: &mut State) -> bool {
+        let Some(a) = &self.affinity else { return false };
+        if st.recv_seq < st.next_look || st.spare.is_none() || st.recv_off != 0 {
+            return false;
+        }
+        st.next_look = st.recv_seq + AFFINE_EVERY;
+        let Ok(cpu) = rustix::net::sockopt::socket_incoming_cpu(conn.handle(st)) else { return false };
+        let Some(q) = a.cpus.iter().position(|&c| c == cpu as usize) else { return false };
+        if q == st.home {
+            return false;
+        }
+        let old = st.home;
+        st.home = q;
+        if a.ports[q].post(conn.index as usize, 0, Ctx::Resume).is_err() {
+            // Closing: the connection stays where it was.
+            st.home = old;
+            return false;
+        }
+        self.moved.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     fn on_pace(&self, conn: &Conn, st: &mut State, due: Instant) {
@@ -231,7 +302,7 @@ impl Shared {
             Ok(n) if n > 0 && n < buf.len() => {
                 // A partial send: the rest goes in the same buffer, still one send in flight.
                 buf.drain(..n);
-                if let Err(e) = conn.handle.send(buf, Ctx::Send) {
+                if let Err(e) = conn.handle(st).send(buf, Ctx::Send) {
                     self.refused(conn, st, "send", e);
                 }
             }
@@ -278,15 +349,18 @@ impl Shared {
                 Err(msg) => return self.fail(conn, st, true, msg),
             }
             self.refill(conn, st);
+            if self.moved(conn, st) {
+                return;
+            }
             self.kick_send(conn, st);
             buf.clear();
             if round == EAGER_ROUNDS {
-                if let Err(e) = conn.handle.recv(buf, Ctx::Recv) {
+                if let Err(e) = conn.handle(st).recv(buf, Ctx::Recv) {
                     self.refused(conn, st, "recv", e);
                 }
                 return;
             }
-            match conn.handle.recv_eager(buf, Ctx::Recv) {
+            match conn.handle(st).recv_eager(buf, Ctx::Recv) {
                 Ok(Started::Done(done)) => {
                     let (_, r, _, b) = done.into_parts();
                     (result, buf) = (r, b.unwrap_or_default());
@@ -326,7 +400,7 @@ impl Shared {
         std::mem::swap(&mut buf, &mut st.out);
         // Usually the socket takes it at once: then it completes here, without a packet
         // (skip-on-success); else the port delivers its packet later.
-        match conn.handle.send_eager(buf, Ctx::Send) {
+        match conn.handle(st).send_eager(buf, Ctx::Send) {
             Ok(Started::Done(done)) => {
                 let (_, result, _, buffer) = done.into_parts();
                 self.on_send(conn, st, result, buffer.unwrap_or_default());
@@ -368,7 +442,7 @@ mod tests {
     use super::*;
 
     fn state() -> State {
-        State::new()
+        State::new(0)
     }
 
     fn histogram() -> Histogram<u64> {

@@ -21,7 +21,7 @@ use crate::limits;
 use crate::split::share;
 use crate::units;
 use completion_port::{CompletionPort, GetError};
-use conn::{lock, Conn, Ctx, Shared};
+use conn::{lock, Affinity, Conn, Ctx, Shared};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use report::{Connect, Latency, Report};
@@ -77,6 +77,15 @@ pub struct Args {
     /// wakes its connections' server threads, as one blocking thread per connection does.
     #[arg(long)]
     pin: bool,
+    /// Keep each connection on the CPU where its echoes arrive: every worker gets its own
+    /// port and CPU (as with `--pin`, and `--ports` equal to `--workers`), each connection
+    /// is associated with every port, and after its first 1000 echoes (then every 4096)
+    /// it moves to the port whose worker runs on the CPU its replies come from
+    /// (`SO_INCOMING_CPU`: on the same host, the CPU the server thread sent from). Each
+    /// request and its reply then stay on one CPU, as a blocking client's thread that the
+    /// scheduler placed beside its server thread does.
+    #[arg(long, conflicts_with = "ports")]
+    affine: bool,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -94,9 +103,24 @@ fn parse_message_size(text: &str) -> Result<u64, String> {
 }
 
 impl Args {
+    /// Completion ports to open: one per worker with `--affine`.
+    fn n_ports(&self) -> usize {
+        if self.affine {
+            self.workers as usize
+        } else {
+            self.ports as usize
+        }
+    }
+
     /// Checks across flags: every port needs a worker and a connection, and the bytes
     /// in flight must fit [`MAX_IN_FLIGHT`].
     pub fn check(&self) -> Result<(), String> {
+        if self.affine && self.workers > self.connections {
+            return Err(format!(
+                "--affine gives each of the {} workers a port, which needs as many connections, but there are {} (--connections)",
+                self.workers, self.connections
+            ));
+        }
         if self.ports > self.workers {
             return Err(format!(
                 "--ports {} needs at least as many workers, but there are {} (--workers)",
@@ -137,7 +161,8 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         backend: None,
         target_rate: args.rate,
         connections: args.connections as usize,
-        ports: args.ports as usize,
+        ports: args.n_ports(),
+        moved: 0,
         pinned_cpus: Vec::new(),
         connect: Default::default(),
         size: args.size as usize,
@@ -193,16 +218,36 @@ fn measure(args: &Args, report: &mut Report) -> Result<(), String> {
     let streams = connect_all(&args.addr, args.connections as usize, &mut report.connect)?;
     let use_port = |e: std::io::Error| format!("cannot use the completion port: {}", limits::explain(&e));
     // Each port's concurrency value is its number of workers, as with one port.
-    let (workers, n_ports) = (args.workers as usize, args.ports as usize);
+    let (workers, n_ports) = (args.workers as usize, args.n_ports());
     let ports: Vec<CompletionPort<Ctx>> =
         (0..n_ports).map(|p| CompletionPort::new(share(workers, n_ports, p))).collect();
+    let cpus = if args.pin || args.affine { Some(allowed_cpus()?) } else { None };
     let mut conns = Vec::with_capacity(streams.len());
     for (i, s) in streams.into_iter().enumerate() {
-        let port = &ports[i % n_ports];
-        let h = port.associate(s, i).map_err(use_port)?;
-        report.backend = port.backend().map(|b| b.name());
-        conns.push(Conn::new(i, h));
+        let home = i % n_ports;
+        // With --affine, a handle on every port (each on its own duplicate of the socket),
+        // so that the connection can move to any of them; else one, on its home port.
+        let mut handles = Vec::new();
+        for (q, port) in ports.iter().enumerate() {
+            if !(args.affine || q == home) {
+                handles.push(None);
+                continue;
+            }
+            let fd = s.try_clone().map_err(|e| format!("cannot duplicate a socket: {e}"))?;
+            handles.push(Some(port.associate(fd, i).map_err(use_port)?));
+            report.backend = port.backend().map(|b| b.name());
+        }
+        drop(s);
+        conns.push(Conn::new(i, handles, home));
     }
+    // Port q's worker is worker q: pinned to the q-th allowed CPU.
+    let affinity = match (&cpus, args.affine) {
+        (Some(cpus), true) if !cpus.is_empty() => Some(Affinity {
+            ports: ports.clone(),
+            cpus: (0..n_ports).map(|q| cpus[q % cpus.len()]).collect(),
+        }),
+        _ => None,
+    };
     let (size, pipeline) = (args.size as usize, args.pipeline as usize);
     let shared = Arc::new(Shared {
         conns,
@@ -215,9 +260,10 @@ fn measure(args: &Args, report: &mut Report) -> Result<(), String> {
         messages: AtomicU64::new(0),
         failed: AtomicUsize::new(0),
         errors: Mutex::new(Default::default()),
+        affinity,
+        moved: AtomicU64::new(0),
     });
     let hist = new_histogram()?;
-    let cpus = if args.pin { Some(allowed_cpus()?) } else { None };
     let pinned = Arc::new(Mutex::new(Vec::new()));
     let workers = spawn_workers(&ports, &shared, workers, &hist, cpus.as_deref(), &pinned)?;
 
@@ -262,6 +308,7 @@ fn measure(args: &Args, report: &mut Report) -> Result<(), String> {
     }
     let unanswered = outstanding(&shared) as u64;
     let unsent = shared.conns.iter().map(Conn::backlog).sum::<usize>() as u64;
+    report.moved = shared.moved.load(Ordering::Relaxed);
     let (hist, errors) = shut_down(&ports, shared, workers, hist)?;
     // Every worker has been joined: the CPUs they pinned themselves to, worker by worker.
     let mut pinned = std::mem::take(&mut *lock(&pinned));

@@ -112,6 +112,9 @@ pub struct Report {
     /// With `--pin`: the CPU each worker pinned itself to, in worker order (a worker the
     /// kernel would not pin is left out, with a warning); empty without `--pin`.
     pub pinned_cpus: Vec<usize>,
+    /// With `--affine`: how many times a connection moved to the port of the CPU its
+    /// replies arrive on.
+    pub moved: u64,
     /// How connecting went.
     pub connect: Connect,
     /// Message size in bytes.
@@ -188,6 +191,9 @@ impl Report {
         if !self.pinned_cpus.is_empty() {
             let cpus: Vec<String> = self.pinned_cpus.iter().map(ToString::to_string).collect();
             s += &format!("\npinned        workers on CPUs {}", cpus.join(", "));
+        }
+        if self.moved > 0 {
+            s += &format!("\nmoved         {} times to the CPU of their replies (--affine)", self.moved);
         }
         if self.unsent > 0 {
             s += &format!("\nunsent        {} (due but never sent: the server fell behind)", self.unsent);

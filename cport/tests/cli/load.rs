@@ -315,3 +315,27 @@ fn load_pins_its_workers_to_the_allowed_cpus() {
     assert_eq!(code, Some(0));
     assert_eq!(r["pinned_cpus"], serde_json::json!([]), "{r}");
 }
+
+// `--affine`: a port and a pinned worker per worker, every connection associated with
+// each port; connections move to the port of the CPU their echoes arrive on, and every
+// byte is still checked.
+#[test]
+fn load_affine_moves_connections_and_checks_every_byte() {
+    let server = EchoServer::start();
+    let args = ["--duration", "1s", "--connections", "4", "--workers", "2", "--affine"];
+    let (code, r, stderr) = load_json(&server.addr(), &args);
+    assert_eq!(code, Some(0), "stderr: {stderr}\nreport: {r}");
+    assert_eq!(u(&r, "ports"), 2, "{r}");
+    assert_eq!(r["pinned_cpus"].as_array().map(Vec::len), Some(2), "{r}");
+    assert!(u(&r, "messages") > 0, "{r}");
+    assert!(r["moved"].as_u64().is_some(), "{r}");
+    for field in ["errors", "mismatches", "connection_errors", "unanswered"] {
+        assert_eq!(u(&r, field), 0, "{field} in {r}");
+    }
+    // More workers than connections cannot give each worker's port a connection.
+    let addr = server.addr();
+    let out = run_cport(&["load", "--addr", &addr, "--connections", "1", "--workers", "2", "--affine"]);
+    let (_, stderr) = texts(&out);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr.contains("--affine"), "{stderr}");
+}
