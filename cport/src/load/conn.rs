@@ -277,13 +277,12 @@ impl Shared {
         if q == st.home {
             return false;
         }
-        let old = st.home;
-        st.home = q;
+        // Its new worker takes the packet only once this thread lets go of the state.
         if a.ports[q].post(conn.index as usize, 0, Ctx::Resume).is_err() {
             // Closing: the connection stays where it was.
-            st.home = old;
             return false;
         }
+        st.home = q;
         self.moved.fetch_add(1, Ordering::Relaxed);
         true
     }

@@ -214,7 +214,9 @@ fn measure(args: &Args, report: &mut Report) -> Result<(), String> {
             .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&interrupted)))
             .map_err(|e| format!("cannot install a signal handler: {e}"))?;
     }
-    limits::raise_nofile(u64::from(args.connections) + limits::RESERVED);
+    // With --affine each connection holds a descriptor per port.
+    let per_connection = if args.affine { args.n_ports() as u64 } else { 1 };
+    limits::raise_nofile(u64::from(args.connections) * per_connection + limits::RESERVED);
     let streams = connect_all(&args.addr, args.connections as usize, &mut report.connect)?;
     let use_port = |e: std::io::Error| format!("cannot use the completion port: {}", limits::explain(&e));
     // Each port's concurrency value is its number of workers, as with one port.
@@ -225,19 +227,17 @@ fn measure(args: &Args, report: &mut Report) -> Result<(), String> {
     let mut conns = Vec::with_capacity(streams.len());
     for (i, s) in streams.into_iter().enumerate() {
         let home = i % n_ports;
-        // With --affine, a handle on every port (each on its own duplicate of the socket),
-        // so that the connection can move to any of them; else one, on its home port.
-        let mut handles = Vec::new();
-        for (q, port) in ports.iter().enumerate() {
-            if !(args.affine || q == home) {
-                handles.push(None);
-                continue;
+        // With --affine, a handle on every port, so that the connection can move to any of
+        // them: the other ports get duplicates of the socket, its home port the socket.
+        let mut handles: Vec<Option<_>> = std::iter::repeat_with(|| None).take(n_ports).collect();
+        if args.affine {
+            for q in (0..n_ports).filter(|&q| q != home) {
+                let fd = s.try_clone().map_err(|e| format!("cannot duplicate a socket: {e}"))?;
+                handles[q] = Some(ports[q].associate(fd, i).map_err(use_port)?);
             }
-            let fd = s.try_clone().map_err(|e| format!("cannot duplicate a socket: {e}"))?;
-            handles.push(Some(port.associate(fd, i).map_err(use_port)?));
-            report.backend = port.backend().map(|b| b.name());
         }
-        drop(s);
+        handles[home] = Some(ports[home].associate(s, i).map_err(use_port)?);
+        report.backend = ports[home].backend().map(|b| b.name());
         conns.push(Conn::new(i, handles, home));
     }
     // Port q's worker is worker q: pinned to the q-th allowed CPU.
