@@ -105,9 +105,7 @@ impl FixedFiles {
             }
         }
     }
-}
 
-impl FixedFiles {
     /// Puts `fd` (-1: nothing) in slot `index`.
     fn update(&self, index: u32, fd: RawFd) -> io::Result<()> {
         let fds = [fd];
