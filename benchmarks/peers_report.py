@@ -26,7 +26,12 @@ def server_label(server):
     if not ours(server):
         return NAMES.get(server, server)
     parts = server.split("-")[1:]
-    flags = "".join({"ports": " --ports N", "eager": " --eager"}.get(p, "") for p in parts)
+    def flag(part):
+        if part[:1] == "b" and part[1:].isdigit():
+            return f" --batch {part[1:]}"
+        return {"ports": " --ports N", "eager": " --eager", "defer": " --defer"}.get(part, "")
+
+    flags = "".join(flag(p) for p in parts)
     return "cport serve" + flags + (" (epoll)" if "epoll" in parts else "")
 
 
@@ -86,6 +91,27 @@ def summary(rows):
                 sshare=med(rows, "server_share"), cshare=med(rows, "client_share"),
                 cus=med(rows, "client_us_per_msg"), errors=sum(int(r.get("errors") or 0) for r in rows),
                 rates=sorted(num(r.get("msgs_per_sec")) or 0 for r in rows))
+
+
+def paired(per, mine):
+    """Per round (`run`), `mine`'s rate over the best peer's of that round and its CPU per
+    message over the lowest peer's of that round: ratios of neighbours in time, which the
+    machine's drift between rounds does not move as it moves the medians of each server."""
+    rates, cpus = [], []
+    rounds = sorted({r["run"] for r in per.get(mine, [])})
+    for n in rounds:
+        at = {s: [r for r in rows if r["run"] == n] for s, rows in per.items()}
+        mine_r = at[mine][0] if at[mine] else None
+        peer_r = [rows[0] for s, rows in at.items() if rows and not ours(s)]
+        if mine_r is None or not peer_r:
+            continue
+        rate, us = num(mine_r.get("msgs_per_sec")), num(mine_r.get("server_us_per_msg"))
+        best = max((num(r.get("msgs_per_sec")) or 0 for r in peer_r), default=0)
+        low = min((u for u in (num(r.get("server_us_per_msg")) for r in peer_r) if u), default=None)
+        if rate and best and us and low:
+            rates.append(rate / best)
+            cpus.append(us / low)
+    return rates, cpus
 
 
 def share(v):
@@ -150,8 +176,14 @@ def report(runs):
             bs = max(peers, key=lambda s: peers[s]["rate"])
             ls = min(peers, key=lambda s: peers[s]["us"])
             v = per[mine]
-            out.append(f"- {cell_label(c)}: {v['rate'] / peers[bs]['rate']:.2f}x the rate of {server_label(bs)}, "
-                       f"{v['us'] / peers[ls]['us']:.2f}x the CPU/msg of {server_label(ls)}, busy {v['busy']:.2f}")
+            line = (f"- {cell_label(c)}: {v['rate'] / peers[bs]['rate']:.2f}x the rate of {server_label(bs)}, "
+                    f"{v['us'] / peers[ls]['us']:.2f}x the CPU/msg of {server_label(ls)}, busy {v['busy']:.2f}")
+            rate_r, cpu_r = paired(matrix[c], mine)
+            if rate_r:
+                line += (f"; round by round (ratio to the best and lowest peer of the same round), "
+                         f"median {statistics.median(rate_r):.2f}x ({min(rate_r):.2f}–{max(rate_r):.2f}) "
+                         f"and {statistics.median(cpu_r):.2f}x ({min(cpu_r):.2f}–{max(cpu_r):.2f})")
+            out.append(line)
         out.append("")
     out.append("Every run (msgs/s, server µs/msg, busy), in the order they ran:")
     out.append("")

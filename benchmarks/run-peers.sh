@@ -22,7 +22,9 @@
 # threads), --cells 64x50,64x500,4096x50, --no-load (skip the cport load cell),
 # --no-build, --no-plot. Server names beyond the peers: cport-ports (cport serve --ports
 # THREADS, one completion port per worker), cport-eager (serve --eager), cport-epoll
-# (the epoll backend), and their combinations (cport-ports-eager, ...). Environment
+# (the epoll backend), cport-defer (serve --defer: a worker's submissions go to the
+# kernel with its next wait), cport-bN (serve --batch N), and their combinations
+# (cport-ports-eager, cport-ports-defer-b256, ...). Environment
 # (defaults in brackets):
 #   CPORT_BIN [target/release/cport]   the cport binary whose `serve` and `load` are measured
 #   PEERS_BIN [target/release/peers]   the peer servers and the blocking client
@@ -110,13 +112,16 @@ start_server() {
   case $name in
     cport|cport-*)
       # Name parts after "cport": -ports (one completion port per worker thread), -epoll
-      # (the epoll backend), -eager (serve --eager), in any combination.
+      # (the epoll backend), -eager (serve --eager), -defer (serve --defer), -bN (serve
+      # --batch N), in any combination.
       local layout=() backend=${COMPLETION_PORT_BACKEND:-auto} part
       for part in $(tr '-' ' ' <<<"${name#cport}"); do
         case $part in
           ports) layout+=(--ports "$THREADS") ;;
           epoll) backend=epoll ;;
           eager) layout+=(--eager) ;;
+          defer) layout+=(--defer) ;;
+          b[0-9]*) layout+=(--batch "${part#b}") ;;
           *) echo "run-peers.sh: unknown cport variant $name" >&2; exit 2 ;;
         esac
       done
