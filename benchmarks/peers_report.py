@@ -98,13 +98,8 @@ def paired(per, mine):
     message over the lowest peer's of that round: ratios of neighbours in time, which the
     machine's drift between rounds does not move as it moves the medians of each server."""
     rates, cpus = [], []
-    rounds = sorted({r["run"] for r in per.get(mine, [])})
-    for n in rounds:
-        at = {s: [r for r in rows if r["run"] == n] for s, rows in per.items()}
-        mine_r = at[mine][0] if at[mine] else None
-        peer_r = [rows[0] for s, rows in at.items() if rows and not ours(s)]
-        if mine_r is None or not peer_r:
-            continue
+    for mine_r in per.get(mine, []):
+        peer_r = [r for s, rows in per.items() if not ours(s) for r in rows if r["run"] == mine_r["run"]]
         rate, us = num(mine_r.get("msgs_per_sec")), num(mine_r.get("server_us_per_msg"))
         best = max((num(r.get("msgs_per_sec")) or 0 for r in peer_r), default=0)
         low = min((u for u in (num(r.get("server_us_per_msg")) for r in peer_r) if u), default=None)
