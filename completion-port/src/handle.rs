@@ -424,6 +424,65 @@ impl<C: Send + 'static> Handle<C> {
         }
     }
 
+    /// Sends from `buf` now, if the socket takes bytes without blocking: the readiness
+    /// style of mio's and tokio's `try_write`, on a handle of the port. Nothing is
+    /// submitted: no operation, context or packet exists, and the memory is only lent for
+    /// the call. Returns how many bytes went (possibly fewer than `buf.len()`).
+    ///
+    /// It is the cheapest way to answer on a socket that is usually writable (an echo, a
+    /// reply); when it returns `WouldBlock`, start an overlapped [`send`](Self::send) for
+    /// the rest, whose packet says when it went (docs/semantics.md N8).
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if the socket cannot take a byte now, or, on the epoll backend, while
+    /// an overlapped send of this handle waits (this call must not overtake it; on io_uring
+    /// do not call it while one is in flight: the order of the bytes between them is then
+    /// the kernel's). `InvalidInput` if the handle is not a stream or datagram socket;
+    /// `BrokenPipe` if the port is closed; else the socket's error (`EPIPE`, `ECONNRESET`...).
+    pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
+        let driver = self.try_driver(&Request::Send)?;
+        let flags = rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL;
+        driver.try_io(&self.o.shared, false, |fd| rustix::net::send(fd, buf, flags))
+    }
+
+    /// Receives into `buf` now, if data (or the end of the stream, or an error) is already
+    /// there: the readiness style of `try_read`, on a handle of the port, with nothing
+    /// submitted (see [`try_send`](Self::try_send)). As an overlapped receive does, it
+    /// fills `buf` from its start up to its capacity: `buf` is cleared first and its
+    /// length is then the byte count returned. `Ok(0)` is the end of the stream (N3).
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if nothing is there yet, or, on the epoll backend, while an overlapped
+    /// receive of this handle waits (the same rule as `try_send`); `InvalidInput` if `buf`
+    /// has no capacity (a zero-byte receive is [`recv`](Self::recv) with an empty buffer,
+    /// N6) or the handle is not a stream or datagram socket; `BrokenPipe` if the port is
+    /// closed; else the socket's error.
+    pub fn try_recv(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        if buf.capacity() == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "try_recv needs a buffer with capacity (a zero-byte receive is recv with an empty buffer)",
+            ));
+        }
+        let driver = self.try_driver(&Request::Recv)?;
+        buf.clear();
+        let flags = rustix::net::RecvFlags::DONTWAIT;
+        driver.try_io(&self.o.shared, true, |fd| {
+            rustix::net::recv(fd, rustix::buffer::spare_capacity(buf), flags).map(|(n, _)| n)
+        })
+    }
+
+    /// The backend, for a `try_` call: the handle's kind allows `request`, and the port is open.
+    fn try_driver(&self, request: &Request) -> io::Result<&crate::sys::Driver<C>> {
+        self.o.shared.kind.check(request, self.o.shared.fd.as_fd())?;
+        match self.o.port.existing_driver() {
+            Some(d) if !self.o.port.is_closed() => Ok(d),
+            _ => Err(crate::sys::closed_error()),
+        }
+    }
+
     /// Whether the backend makes eager attempts itself (epoll: it knows when the
     /// descriptor is not ready, and skips the system call then).
     fn attempts_eagerly(&self) -> bool {

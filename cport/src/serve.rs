@@ -734,61 +734,52 @@ impl Server {
         if self.eager {
             return self.echo_eagerly(conn, buf);
         }
-        let c2 = Arc::clone(&conn);
-        if let Err(e) = conn.handle.send(buf, Op::Send(c2)) {
-            tracing::debug!(error = %e.error, "send refused");
-        }
+        self.send_overlapped(conn, buf);
     }
 
     /// `--eager`: sends `buf` and, once the socket has taken it, receives the next
-    /// message at once, for as long as each step completes immediately (skip-on-success),
-    /// at most [`EAGER_ROUNDS`] messages in a row. This is the loop of a readiness server
-    /// that drains a socket until it would block: a client that answers at once (one on
-    /// the same host, which the send woke on this CPU) is served again without a packet
-    /// or a trip through the port. The first step that cannot complete at once is left
-    /// to the port, as is the next message after the last round, so that one busy
-    /// connection cannot hold a worker.
+    /// message at once, for as long as each step completes immediately, at most
+    /// [`EAGER_ROUNDS`] messages in a row. This is the loop of a readiness server that
+    /// drains a socket until it would block: a client that answers at once (one on the
+    /// same host, which the send woke on this CPU) is served again without a packet or a
+    /// trip through the port. Each step is a `try_send` or `try_recv`: one non-blocking
+    /// call on this buffer, with no operation, context or packet made for it. The first
+    /// step that would block becomes an overlapped operation, as does the echo after the
+    /// last round, so that one busy connection cannot hold a worker.
     fn echo_eagerly(&self, conn: Arc<Conn>, mut buf: Vec<u8>) {
         for _ in 0..EAGER_ROUNDS {
-            let c2 = Arc::clone(&conn);
-            let sent = match conn.handle.send_eager(buf, Op::Send(c2)) {
-                Ok(Started::Done(done)) => done,
-                Ok(Started::Pending(_)) => return, // the packet comes later, to `sent`
-                Err(e) => return tracing::debug!(error = %e.error, "send refused"),
-            };
-            let cancelled = sent.is_cancelled();
-            buf = sent.buffer.unwrap_or_default();
-            match sent.result {
-                Ok(n) if n < buf.len() => {
-                    conn.touch();
-                    buf.drain(..n); // a partial send: send the rest first
-                    continue;
+            let mut sent = 0;
+            while sent < buf.len() {
+                match conn.handle.try_send(&buf[sent..]) {
+                    Ok(n) => {
+                        conn.touch();
+                        sent += n;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        buf.drain(..sent); // the rest goes the overlapped way
+                        return self.send_overlapped(conn, buf);
+                    }
+                    Err(e) => return self.failed(&e, conn.closing.load(Ordering::Acquire)),
                 }
-                Ok(_) => conn.touch(),
-                Err(e) => return self.failed(&e, cancelled),
             }
             if self.zero_byte_receive || conn.closing.load(Ordering::Acquire) {
                 return self.next_message(conn, buf);
             }
-            buf.clear();
-            let c2 = Arc::clone(&conn);
-            let received = match conn.handle.recv_eager(buf, Op::Recv(c2)) {
-                Ok(Started::Done(done)) => done,
-                Ok(Started::Pending(_)) => return, // the packet comes later, to `received`
-                Err(e) => return tracing::debug!(error = %e.error, "receive refused"),
-            };
-            let cancelled = received.is_cancelled();
-            buf = received.buffer.unwrap_or_default();
-            match received.result {
+            match conn.handle.try_recv(&mut buf) {
                 Ok(0) => return, // the peer's FIN: everything was echoed; dropping `conn` closes
                 Ok(n) => {
                     conn.touch();
                     count_message(n);
                 }
-                Err(e) => return self.failed(&e, cancelled),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return self.recv(conn, buf),
+                Err(e) => return self.failed(&e, conn.closing.load(Ordering::Acquire)),
             }
         }
         // Enough rounds in a row: the echo of the last message goes through the port.
+        self.send_overlapped(conn, buf);
+    }
+
+    fn send_overlapped(&self, conn: Arc<Conn>, buf: Vec<u8>) {
         let c2 = Arc::clone(&conn);
         if let Err(e) = conn.handle.send(buf, Op::Send(c2)) {
             tracing::debug!(error = %e.error, "send refused");

@@ -31,3 +31,16 @@ pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut Buffer) -> Option<io::Result<us
         }
     }
 }
+
+/// Runs one non-blocking call on `fd`, retrying on `EINTR`; `EAGAIN` is `WouldBlock`.
+pub(crate) fn try_call(
+    fd: BorrowedFd<'_>,
+    mut call: impl FnMut(BorrowedFd<'_>) -> rustix::io::Result<usize>,
+) -> io::Result<usize> {
+    loop {
+        match call(fd) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return r.map_err(io::Error::from),
+        }
+    }
+}

@@ -34,7 +34,7 @@ use crate::error::Closed;
 use crate::op::{FdKind, Request, SubmitError};
 use std::any::Any;
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -207,6 +207,26 @@ impl<C: Send + 'static> Driver<C> {
                 .submit(make(request, Some(buffer), context))
                 .map(Eager::Pending)
                 .inspect_err(|_| desc.op_finished()),
+        }
+    }
+
+    /// One non-blocking attempt at a socket send or receive on the caller's own memory
+    /// (`Handle::try_send`, `Handle::try_recv`): `call` makes the system call (with
+    /// `MSG_DONTWAIT`); no operation, packet or context exists. `WouldBlock` if it cannot
+    /// complete at once. On epoll it is refused with `WouldBlock` without a system call
+    /// when an operation of the same direction waits in the descriptor's queue (the
+    /// attempt must not overtake it); an `EAGAIN` clears the ready flag, under the
+    /// descriptor's lock, as every attempt does.
+    /// Elsewhere it is the plain call.
+    pub(crate) fn try_io(
+        &self,
+        desc: &Descriptor,
+        receive: bool,
+        call: impl FnMut(BorrowedFd<'_>) -> rustix::io::Result<usize>,
+    ) -> io::Result<usize> {
+        match self {
+            Driver::Epoll(e) => e.try_io(desc, receive, call),
+            _ => eager::try_call(desc.fd.as_fd(), call),
         }
     }
 

@@ -204,6 +204,93 @@ fn h2_eager_send_and_recv_skip_the_port_on_success() {
     assert!(port.get(Some(Duration::from_millis(30))).is_err(), "no packet for eager successes");
 }
 
+// Rule N8: `try_send` and `try_recv` are one non-blocking call each on the caller's
+// memory. They return the result or `WouldBlock`, and never produce a packet.
+#[test]
+fn n8_try_send_and_try_recv_queue_no_packet() {
+    let port = CompletionPort::<&str>::new(1);
+    let (ours, mut peer) = pair(&port, 3);
+    assert_eq!(ours.try_send(b"hello").unwrap(), 5, "an empty socket buffer takes 5 bytes at once");
+    let mut got = [0u8; 5];
+    peer.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"hello");
+    let mut buf = Vec::with_capacity(16);
+    let e = ours.try_recv(&mut buf).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "nothing was sent yet: {e}");
+    peer.write_all(b"reply").unwrap();
+    let mut n = 0;
+    crate::common::wait_until(PROMPT, "the reply is there", || match ours.try_recv(&mut buf) {
+        Ok(k) => {
+            n = k;
+            true
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        Err(e) => panic!("try_recv failed: {e}"),
+    });
+    assert_eq!((n, &buf[..]), (5, &b"reply"[..]), "the buffer is filled from its start");
+    // The end of the stream is Ok(0) (N3), an empty buffer.
+    drop(peer);
+    crate::common::wait_until(PROMPT, "end of stream", || match ours.try_recv(&mut buf) {
+        Ok(0) => true,
+        Ok(k) => panic!("{k} bytes after the peer closed"),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        Err(e) => panic!("try_recv failed: {e}"),
+    });
+    assert!(buf.is_empty());
+    assert!(port.get(Some(Duration::from_millis(30))).is_err(), "no packet for a try_ call");
+}
+
+// Rule N8: a `try_recv` never takes data ahead of an overlapped receive of the same
+// handle on epoll (it answers `WouldBlock` while one waits); on either backend every byte
+// arrives once, in order, between the two.
+#[test]
+fn n8_try_recv_does_not_overtake_a_waiting_receive() {
+    use completion_port::Backend;
+    let port = CompletionPort::<&str>::new(1);
+    let (ours, mut peer) = pair(&port, 4);
+    ours.recv(Vec::with_capacity(16), "waiting").unwrap();
+    peer.write_all(b"first").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let mut buf = Vec::with_capacity(16);
+    let taken = match ours.try_recv(&mut buf) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(e) => panic!("try_recv failed: {e}"),
+    };
+    if port.backend() == Some(Backend::Epoll) {
+        assert_eq!(taken, 0, "the waiting receive comes first");
+    }
+    if taken == 0 {
+        let p = get(&port);
+        assert_eq!((p.context, p.buffer.as_deref()), ("waiting", Some(&b"first"[..])));
+    } else {
+        // io_uring: the kernel had not yet given the data to the waiting receive; it
+        // still gets exactly one packet, with what comes next.
+        assert_eq!(&buf[..], b"first");
+        peer.write_all(b"second").unwrap();
+        let p = get(&port);
+        assert_eq!((p.context, p.buffer.as_deref()), ("waiting", Some(&b"second"[..])));
+    }
+    assert!(port.get(Some(Duration::from_millis(30))).is_err(), "exactly one packet");
+}
+
+// Rule N8, bad input: a buffer without capacity, a handle that is not a socket, and a
+// closed port are refused with clear errors, before any system call on the socket.
+#[test]
+fn n8_try_calls_refuse_bad_input() {
+    use std::io::ErrorKind;
+    let port = CompletionPort::<&str>::new(1);
+    let (ours, _peer) = pair(&port, 5);
+    assert_eq!(ours.try_recv(&mut Vec::new()).unwrap_err().kind(), ErrorKind::InvalidInput);
+    let file = tempfile::tempfile().unwrap();
+    let f = port.associate(file, 6).unwrap();
+    assert_eq!(f.try_send(b"x").unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(f.try_recv(&mut Vec::with_capacity(4)).unwrap_err().kind(), ErrorKind::InvalidInput);
+    port.close();
+    assert_eq!(ours.try_send(b"x").unwrap_err().kind(), ErrorKind::BrokenPipe);
+    assert_eq!(ours.try_recv(&mut Vec::with_capacity(4)).unwrap_err().kind(), ErrorKind::BrokenPipe);
+}
+
 // Rule H2 (skip-on-success): an eager receive that cannot complete at once is an ordinary
 // operation, however often that happens in a row: after a would-block (which the epoll
 // backend remembers, and then skips the system call), a second eager receive still gets

@@ -380,6 +380,38 @@ impl<C: Send + 'static> Epoll<C> {
         Ok(super::Eager::Pending(super::OpRef::Epoll(op_ref)))
     }
 
+    /// One attempt on the caller's memory (`Driver::try_io`): refused with `WouldBlock`,
+    /// and no system call made, while an operation of the same direction is queued (it
+    /// must not be overtaken). Otherwise the call is made even when the ready flag says
+    /// the descriptor is not ready: the flag learns of new data only when a thread polls
+    /// the port, and a caller that retries without polling must still see it arrive. An
+    /// `EAGAIN` clears the flag, under the descriptor's lock, as every attempt does.
+    pub(crate) fn try_io(
+        &self,
+        desc: &Descriptor,
+        receive: bool,
+        call: impl FnMut(BorrowedFd<'_>) -> rustix::io::Result<usize>,
+    ) -> io::Result<usize> {
+        let Some(fs) = fd_state::<C>(desc) else {
+            return Err(io::Error::other("the descriptor was not registered with the epoll backend"));
+        };
+        let mut q = lock(&fs.q);
+        if self.shared.closed.load(SeqCst) {
+            return Err(super::closed_error());
+        }
+        let q = &mut *q;
+        let (queue, ready) =
+            if receive { (&mut q.read, &mut q.read_ready) } else { (&mut q.write, &mut q.write_ready) };
+        if !queue.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let r = super::eager::try_call(desc.fd.as_fd(), call);
+        if r.as_ref().is_err_and(|e| e.kind() == io::ErrorKind::WouldBlock) {
+            *ready = false;
+        }
+        r
+    }
+
     /// Nothing is ever deferred: every submission reaches the kernel (or its queue) at once.
     pub(crate) fn flush(&self) {}
 
