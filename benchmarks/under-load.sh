@@ -5,7 +5,8 @@
 #
 #   benchmarks/under-load.sh ROUNDS SECS 'label=server command with PORT' ...
 #
-# PORT in each command is replaced by a free port number. For each run it prints the
+# PORT (a whole word) in each command is replaced by a free port number; a command may
+# start with VAR=value words, set for that server only. For each run it prints the
 # load's msgs/s, the server's and the load's CPU per message (utime+stime from /proc over
 # the middle of the run, through `peers sample`), and the machine's busy fraction; with
 # STAT=1 also the server's system calls, context switches and migrations per message
@@ -30,8 +31,11 @@ for _ in $(seq "$rounds"); do
   for spec in "$@"; do
     name=${spec%%=*} cmd=${spec#*=}
     port=$((port + 1))
+    # PORT as a whole word only: COMPLETION_PORT_BACKEND in a command stays as it is.
+    # shellcheck disable=SC2001
+    cmd=$(sed "s/\bPORT\b/$port/g" <<<"$cmd")
     # shellcheck disable=SC2086
-    taskset -c "$cpus" ${cmd//PORT/$port} >/dev/null 2>&1 &
+    taskset -c "$cpus" env $cmd >/dev/null 2>&1 &
     sp=$!
     sleep 0.5
     # shellcheck disable=SC2086
