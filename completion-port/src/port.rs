@@ -920,11 +920,36 @@ impl<C: Send + 'static> CompletionPort<C> {
                     st.wake_pending = false;
                     inner.parked.fetch_sub(1, SeqCst);
                     let n = reaped.len();
+                    // Nothing older is queued and a slot is free: the oldest of what was
+                    // reaped goes straight to this thread, as the next pass would pop it,
+                    // without boxing each packet into the queue and out again. The rest
+                    // is queued for the others.
+                    let direct =
+                        if n > 0 && r.is_ok() && !st.closed && inner.queue.is_empty() && inner.try_slot() {
+                            let k = n.min(max);
+                            for packet in reaped.drain(..k) {
+                                out.put(packet);
+                            }
+                            k
+                        } else {
+                            0
+                        };
                     for packet in reaped.drain(..) {
                         inner.queue.push(Packet::new(packet));
                     }
-                    // Counted as delivered only once queued, so `drain` never misses them.
+                    // Counted as delivered only once handed out or queued, so `drain`
+                    // never misses them.
                     drv.delivered(n);
+                    if direct > 0 {
+                        // As a pop on the next pass: someone else takes over polling, and
+                        // any packets left queued go to waiters.
+                        let wake = inner.release(&mut st);
+                        drop(st);
+                        inner.wake(wake);
+                        inner.flush();
+                        self.now_counted();
+                        return Ok(direct);
+                    }
                     if let Err(e) = r {
                         // Not expected from a healthy ring. Stay a candidate poller (parking
                         // now would leave nobody reading the kernel), but back off briefly.
