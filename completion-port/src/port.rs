@@ -185,6 +185,9 @@ struct State<C> {
     /// A wake-up of a poller is already on its way; cleared when a thread starts polling
     /// and when a poller comes back from the kernel (it may have consumed the wake-up).
     wake_pending: bool,
+    /// Emptied vectors that pollers reaped into, kept with their capacity for the next
+    /// poll (at most one per poller), so that a poll does not grow a new one each time.
+    spare: Vec<Vec<Completion<C>>>,
 }
 
 /// A packet as the queue holds it. A `Completion` is 96 bytes (for an 8-byte context),
@@ -501,6 +504,7 @@ impl<C: Send + 'static> CompletionPort<C> {
                     pollers: 0,
                     max_pollers: 1,
                     wake_pending: false,
+                    spare: Vec::new(),
                 })),
                 driver: OnceLock::new(),
                 backend,
@@ -862,7 +866,6 @@ impl<C: Send + 'static> CompletionPort<C> {
         let poll_only = timeout == Some(Duration::ZERO);
         let concurrency = inner.concurrency;
         let id = self.id();
-        let mut reaped = Vec::new();
         let mut polled_after_deadline = false;
         let mut st = lock(&inner.state);
         if holds_slot {
@@ -912,6 +915,7 @@ impl<C: Send + 'static> CompletionPort<C> {
                         inner.parked.fetch_sub(1, SeqCst);
                         continue;
                     }
+                    let mut reaped = st.spare.pop().unwrap_or_default();
                     drop(st);
                     let r = if expired { drv.peek(&mut reaped) } else { drv.wait(deadline, &mut reaped) };
                     polled_after_deadline = expired;
@@ -936,6 +940,9 @@ impl<C: Send + 'static> CompletionPort<C> {
                         };
                     for packet in reaped.drain(..) {
                         inner.queue.push(Packet::new(packet));
+                    }
+                    if st.spare.len() < st.max_pollers {
+                        st.spare.push(reaped);
                     }
                     // Counted as delivered only once handed out or queued, so `drain`
                     // never misses them.
