@@ -218,26 +218,28 @@ fn n8_try_send_and_try_recv_queue_no_packet() {
     let e = ours.try_recv(&mut buf).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "nothing was sent yet: {e}");
     peer.write_all(b"reply").unwrap();
-    let mut n = 0;
-    crate::common::wait_until(PROMPT, "the reply is there", || match ours.try_recv(&mut buf) {
+    let n = try_recv_until_ready(&ours, &mut buf);
+    assert_eq!((n, &buf[..]), (5, &b"reply"[..]), "the buffer is filled from its start");
+    // The end of the stream is Ok(0) (N3), an empty buffer.
+    drop(peer);
+    assert_eq!(try_recv_until_ready(&ours, &mut buf), 0, "end of stream after the peer closed");
+    assert!(buf.is_empty());
+    assert!(port.get(Some(Duration::from_millis(30))).is_err(), "no packet for a try_ call");
+}
+
+/// Retries `try_recv` until it answers something other than `WouldBlock` (within
+/// `PROMPT`), and returns the byte count.
+fn try_recv_until_ready<C: Send + 'static>(h: &Handle<C>, buf: &mut Vec<u8>) -> usize {
+    let mut n = None;
+    crate::common::wait_until(PROMPT, "try_recv has an answer", || match h.try_recv(buf) {
         Ok(k) => {
-            n = k;
+            n = Some(k);
             true
         }
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
         Err(e) => panic!("try_recv failed: {e}"),
     });
-    assert_eq!((n, &buf[..]), (5, &b"reply"[..]), "the buffer is filled from its start");
-    // The end of the stream is Ok(0) (N3), an empty buffer.
-    drop(peer);
-    crate::common::wait_until(PROMPT, "end of stream", || match ours.try_recv(&mut buf) {
-        Ok(0) => true,
-        Ok(k) => panic!("{k} bytes after the peer closed"),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
-        Err(e) => panic!("try_recv failed: {e}"),
-    });
-    assert!(buf.is_empty());
-    assert!(port.get(Some(Duration::from_millis(30))).is_err(), "no packet for a try_ call");
+    n.unwrap_or_default()
 }
 
 // Rule N8: a `try_recv` never takes data ahead of an overlapped receive of the same
