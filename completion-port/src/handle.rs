@@ -474,13 +474,10 @@ impl<C: Send + 'static> Handle<C> {
         })
     }
 
-    /// The backend, for a `try_` call: the handle's kind allows `request`, and the port is open.
+    /// The backend, for a `try_` call, after [`check_kind_open`](Self::check_kind_open).
     fn try_driver(&self, request: &Request) -> io::Result<&crate::sys::Driver<C>> {
-        self.o.shared.kind.check(request, self.o.shared.fd.as_fd())?;
-        match self.o.port.existing_driver() {
-            Some(d) if !self.o.port.is_closed() => Ok(d),
-            _ => Err(crate::sys::closed_error()),
-        }
+        self.check_kind_open(request)?;
+        self.o.port.existing_driver().ok_or_else(crate::sys::closed_error)
     }
 
     /// Whether the backend makes eager attempts itself (epoll: it knows when the
@@ -491,6 +488,12 @@ impl<C: Send + 'static> Handle<C> {
 
     fn check_eager(&self, request: &Request, buf: &Buffer) -> io::Result<()> {
         request.check_args(Some(buf))?;
+        self.check_kind_open(request)
+    }
+
+    /// The handle's kind allows `request`, and the port is open (for the calls that do
+    /// not go through `submit`'s checks).
+    fn check_kind_open(&self, request: &Request) -> io::Result<()> {
         self.o.shared.kind.check(request, self.o.shared.fd.as_fd())?;
         if self.o.port.is_closed() {
             return Err(crate::sys::closed_error());

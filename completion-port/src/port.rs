@@ -7,7 +7,7 @@ use crate::error::{GetError, PostError};
 use crate::registry::Registry;
 use crate::sync::{
     arc_addr, downgrade, fence, load_latest, lock, spin_yield, Arc, AtomicBool, AtomicUsize, Mutex,
-    Ordering::SeqCst, Parker, Queue, Wake, Weak,
+    MutexGuard, Ordering::SeqCst, Parker, Queue, Wake, Weak,
 };
 use crate::sys::Driver;
 use crossbeam_utils::CachePadded;
@@ -343,6 +343,18 @@ impl<C: Send + 'static> Inner<C> {
             self.release(&mut st)
         };
         self.wake(wake);
+    }
+
+    /// Leaves `get`'s locked path: restores the invariants on `waiters` ([`release`]),
+    /// unlocks, wakes the threads chosen, and hands the kernel anything left queued after
+    /// a transient submit failure.
+    ///
+    /// [`release`]: Self::release
+    fn leave(&self, mut st: MutexGuard<'_, State<C>>) {
+        let wake = self.release(&mut st);
+        drop(st);
+        self.wake(wake);
+        self.flush();
     }
 
     /// Restores the invariants on `waiters`: hands queued packets to the most recent
@@ -875,10 +887,7 @@ impl<C: Send + 'static> CompletionPort<C> {
         }
         loop {
             if st.closed {
-                let wake = inner.release(&mut st);
-                drop(st);
-                inner.wake(wake);
-                inner.flush();
+                inner.leave(st);
                 assoc::end_wait(id);
                 return Err(GetError::Closed);
             }
@@ -887,11 +896,7 @@ impl<C: Send + 'static> CompletionPort<C> {
                 let n = pop_into(&inner.queue, out, max);
                 if n > 0 {
                     // If this thread was the poller, someone else must take over.
-                    let wake = inner.release(&mut st);
-                    drop(st);
-                    inner.wake(wake);
-                    // Anything left queued after a transient submit failure goes to the kernel.
-                    inner.flush();
+                    inner.leave(st);
                     self.now_counted();
                     return Ok(n);
                 }
@@ -950,10 +955,7 @@ impl<C: Send + 'static> CompletionPort<C> {
                     if direct > 0 {
                         // As a pop on the next pass: someone else takes over polling, and
                         // any packets left queued go to waiters.
-                        let wake = inner.release(&mut st);
-                        drop(st);
-                        inner.wake(wake);
-                        inner.flush();
+                        inner.leave(st);
                         self.now_counted();
                         return Ok(direct);
                     }
@@ -971,10 +973,7 @@ impl<C: Send + 'static> CompletionPort<C> {
                 }
             }
             if expired {
-                let wake = inner.release(&mut st);
-                drop(st);
-                inner.wake(wake);
-                inner.flush();
+                inner.leave(st);
                 assoc::end_wait(id);
                 return Err(GetError::TimedOut);
             }

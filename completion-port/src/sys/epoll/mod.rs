@@ -114,6 +114,17 @@ struct Queues<C> {
     write_ready: bool,
 }
 
+impl<C> Queues<C> {
+    /// One direction's queue and its ready flag: receives (`read`) or sends.
+    fn lane(&mut self, read: bool) -> (&mut VecDeque<Pending<C>>, &mut bool) {
+        if read {
+            (&mut self.read, &mut self.read_ready)
+        } else {
+            (&mut self.write, &mut self.write_ready)
+        }
+    }
+}
+
 impl<C> Drop for FdState<C> {
     fn drop(&mut self) {
         // The handle is going and its descriptor closes next, which removes it from the
@@ -290,10 +301,7 @@ impl<C: Send + 'static> Epoll<C> {
                     q.probes.push(p);
                     return Ok(op_ref);
                 }
-                let (queue, ready) = match dir {
-                    Side::Read => (&mut q.read, &mut q.read_ready),
-                    _ => (&mut q.write, &mut q.write_ready),
-                };
+                let (queue, ready) = q.lane(dir == Side::Read);
                 // First in line and the descriptor may be ready (or a connect to start):
                 // one attempt, before the operation is marked and queued, so that one
                 // that completes costs no allocation.
@@ -354,10 +362,7 @@ impl<C: Send + 'static> Epoll<C> {
             return Err(SubmitError::new(super::closed_error(), context, Some(buffer)));
         }
         let q = &mut *q;
-        let (queue, ready) = match dir {
-            Side::Read => (&mut q.read, &mut q.read_ready),
-            _ => (&mut q.write, &mut q.write_ready),
-        };
+        let (queue, ready) = q.lane(dir == Side::Read);
         let mut buffer = Some(buffer);
         if queue.is_empty() && *ready {
             let mut connecting = false;
@@ -400,8 +405,7 @@ impl<C: Send + 'static> Epoll<C> {
             return Err(super::closed_error());
         }
         let q = &mut *q;
-        let (queue, ready) =
-            if receive { (&mut q.read, &mut q.read_ready) } else { (&mut q.write, &mut q.write_ready) };
+        let (queue, ready) = q.lane(receive);
         if !queue.is_empty() {
             return Err(io::ErrorKind::WouldBlock.into());
         }
