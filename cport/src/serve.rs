@@ -87,12 +87,17 @@ pub struct Args {
     idle_timeout: Option<Duration>,
     /// Skip the port while a connection answers at once: send each echo directly when
     /// the socket can take it, then receive the next message directly if it is already
-    /// there, up to 16 messages in a row (skip-on-success, the drain-until-it-would-block
-    /// loop of a readiness server). Costs a system call per step that the port otherwise
-    /// batches into its wait call; pays where clients answer at once, e.g. on the same
-    /// host (docs/benchmarks.md).
+    /// there, up to `--eager-rounds` messages in a row (skip-on-success, the
+    /// drain-until-it-would-block loop of a readiness server). Costs a system call per
+    /// step that the port otherwise batches into its wait call; pays where clients answer
+    /// at once, e.g. on the same host (docs/benchmarks.md).
     #[arg(long)]
     eager: bool,
+    /// With `--eager`: most messages of one connection echoed in a row without the port,
+    /// before its next echo goes through the port and other connections' packets get
+    /// their turn (tokio's cooperative budget is 128 operations too).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    eager_rounds: u32,
     /// Deferred submission (docs/semantics.md H9): the operations a worker starts go to
     /// the kernel with its next wait instead of at the end of each batch, as the C API's
     /// ports do; with `--batch 1` the server runs as the seeds' C echo server does (one
@@ -160,6 +165,8 @@ struct Server {
     max_connections: usize,
     buffer_size: usize,
     eager: bool,
+    /// `--eager-rounds`.
+    eager_rounds: usize,
     zero_byte_receive: bool,
     batch: usize,
     idle_timeout: Option<Duration>,
@@ -206,9 +213,6 @@ fn count_message(n: usize) {
         t.set((messages + 1, bytes + n as u64));
     });
 }
-
-/// `--eager`: most messages of one connection echoed in a row without the port.
-const EAGER_ROUNDS: usize = 16;
 
 impl Slots {
     /// Takes a slot for an accept, if one is free and descriptors have not run out; else
@@ -365,6 +369,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
             max_connections: share(max_connections, ports, i),
             buffer_size: args.buffer_size as usize,
             eager: args.eager,
+            eager_rounds: args.eager_rounds as usize,
             zero_byte_receive: args.zero_byte_receive,
             batch: args.batch as usize,
             idle_timeout: args.idle_timeout,
@@ -739,7 +744,7 @@ impl Server {
 
     /// `--eager`: sends `buf` and, once the socket has taken it, receives the next
     /// message at once, for as long as each step completes immediately, at most
-    /// [`EAGER_ROUNDS`] messages in a row. This is the loop of a readiness server that
+    /// `--eager-rounds` messages in a row. This is the loop of a readiness server that
     /// drains a socket until it would block: a client that answers at once (one on the
     /// same host, which the send woke on this CPU) is served again without a packet or a
     /// trip through the port. Each step is a `try_send` or `try_recv`: one non-blocking
@@ -747,7 +752,7 @@ impl Server {
     /// step that would block becomes an overlapped operation, as does the echo after the
     /// last round, so that one busy connection cannot hold a worker.
     fn echo_eagerly(&self, conn: Arc<Conn>, mut buf: Vec<u8>) {
-        for _ in 0..EAGER_ROUNDS {
+        for _ in 0..self.eager_rounds {
             let mut sent = 0;
             while sent < buf.len() {
                 match conn.handle.try_send(&buf[sent..]) {

@@ -59,15 +59,19 @@ pub struct Args {
 struct Snapshot {
     at: Instant,
     msgs: u64,
+    /// Each connection's count of messages echoed.
+    per_conn: Vec<u64>,
     server_cpu: f64,
     client_cpu: f64,
     machine: Machine,
 }
 
 fn snapshot(counters: &[CachePadded<AtomicU64>], args: &Args) -> io::Result<Snapshot> {
+    let per_conn: Vec<u64> = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
     Ok(Snapshot {
         at: Instant::now(),
-        msgs: counters.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
+        msgs: per_conn.iter().sum(),
+        per_conn,
         server_cpu: args.server_pid.map(process_cpu).transpose()?.unwrap_or(0.0),
         client_cpu: process_cpu(std::process::id() as i32)?,
         machine: Machine::now(&args.cpus)?,
@@ -134,6 +138,7 @@ pub fn run(args: &Args) -> io::Result<ExitCode> {
     let busy = b.machine.busy_since(&a.machine);
     let server_us = args.server_pid.map(|_| per_msg_us(b.server_cpu - a.server_cpu));
     let client_us = per_msg_us(b.client_cpu - a.client_cpu);
+    let (least, most) = spread(&a.per_conn, &b.per_conn);
     if args.json {
         let report = json!({
             "addr": args.addr.to_string(),
@@ -149,6 +154,8 @@ pub fn run(args: &Args) -> io::Result<ExitCode> {
             "client_us_per_msg": client_us,
             "busy": busy,
             "busy_cpus": b.machine.cpus(),
+            "conn_least_share": least,
+            "conn_most_share": most,
             "errors": errors,
             "first_error": first_error,
         });
@@ -162,6 +169,7 @@ pub fn run(args: &Args) -> io::Result<ExitCode> {
             println!("server CPU {us:.2} us/msg");
         }
         println!("client CPU {client_us:.2} us/msg; CPUs busy {busy:.3}; errors {errors}");
+        println!("messages per connection, against the mean: least {least:.2}, most {most:.2}");
         if let Some(e) = &first_error {
             println!("first error: {e}");
         }
@@ -171,6 +179,21 @@ pub fn run(args: &Args) -> io::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How evenly the server served the connections over the window: the least and the most
+/// messages one connection had echoed, each against the mean (1.00 and 1.00 is even; a
+/// server that drains one connection for long keeps the others waiting, and the least
+/// share falls).
+fn spread(a: &[u64], b: &[u64]) -> (f64, f64) {
+    let counts: Vec<u64> = a.iter().zip(b).map(|(a, b)| b - a).collect();
+    let mean = counts.iter().sum::<u64>() as f64 / counts.len().max(1) as f64;
+    if mean == 0.0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let least = counts.iter().copied().min().unwrap_or(0) as f64;
+    let most = counts.iter().copied().max().unwrap_or(0) as f64;
+    (least / mean, most / mean)
 }
 
 /// `--affine`: echoes after which a connection's thread pins itself.

@@ -629,13 +629,15 @@ fn echoes_every_byte(flags: &[&str], blob_len: usize) {
 }
 
 /// Issue 9: `--eager` echoes without the port while a client answers at once (send, then
-/// receive the next message directly, 16 in a row at most), and falls back to the port
-/// for everything else (long messages, a 4 MiB blob written before reading). Every byte
-/// comes back in order, in both layouts.
+/// receive the next message directly, `--eager-rounds` in a row at most), and falls back
+/// to the port for everything else (long messages, a 4 MiB blob written before reading).
+/// Every byte comes back in order, in both layouts, and with a bound of one round (every
+/// second echo of a busy connection through the port).
 #[test]
 fn serve_eager_echoes_every_byte() {
     echoes_every_byte(&["--eager"], 4 << 20);
     echoes_every_byte(&["--eager", "--ports", "2"], 4 << 20);
+    echoes_every_byte(&["--eager", "--eager-rounds", "1"], 1 << 20);
 }
 
 /// docs/semantics.md H9: with deferred submission and one packet per call (how the C API
