@@ -89,7 +89,7 @@ def cells_of(runs):
 def summary(rows):
     return dict(rate=med(rows, "msgs_per_sec"), us=med(rows, "server_us_per_msg"), busy=med(rows, "busy"),
                 sshare=med(rows, "server_share"), cshare=med(rows, "client_share"),
-                cus=med(rows, "client_us_per_msg"), errors=sum(int(r.get("errors") or 0) for r in rows),
+                cus=med(rows, "client_us_per_msg"), least=med(rows, "conn_least_share"), errors=sum(int(r.get("errors") or 0) for r in rows),
                 rates=sorted(num(r.get("msgs_per_sec")) or 0 for r in rows))
 
 
@@ -154,8 +154,12 @@ def report(runs):
         row("client CPU µs/msg", lambda v: f"{v['cus']:.2f}", lambda v: False)
         row("CPUs busy", lambda v: f"{v['busy']:.2f}", lambda v: False)
         row("share of CPUs: server + client", share, lambda v: False)
+        row("least served connection / mean", lambda v: "n/a" if v["least"] != v["least"] else f"{v['least']:.2f}",
+            lambda v: False)
     out.append("")
-    out.append("Medians over the runs; **bold**: the best peer's rate, the lowest peer CPU per message.")
+    out.append("Medians over the runs; **bold**: the best peer's rate, the lowest peer CPU per message. "
+               "Least served connection: the fewest messages one connection had echoed in the window, "
+               "against the mean (1.00 is even).")
     errs = {(c, s): v["errors"] for c, per in stats.items() for s, v in per.items() if v["errors"]}
     out.append(f"Runs with errors: {errs if errs else 'none'}.")
     out.append("")
