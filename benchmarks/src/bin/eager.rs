@@ -11,7 +11,9 @@
 //!   too;
 //! * `port`: `Handle::send_eager` then `Handle::recv_eager` on the two ends associated
 //!   with one port (`COMPLETION_PORT_BACKEND` chooses the backend), each returning
-//!   `Started::Done` with its buffer.
+//!   `Started::Done` with its buffer;
+//! * `try`: `Handle::try_send` then `Handle::try_recv` on the same two handles (rule N8:
+//!   no operation, context or packet), the steps of `cport serve --eager`'s drain.
 //!
 //! Rounds alternate the variants (A B C A B C ...); prints ns per message of each round,
 //! the medians, and the port's overhead over each baseline. This isolates the user-space cost per operation that the
@@ -100,30 +102,52 @@ fn run_port(port: &CompletionPort<()>, args: &Args, misses: &mut usize) -> io::R
     Ok(t.elapsed().as_nanos() as f64 / args.messages as f64)
 }
 
+fn run_try(port: &CompletionPort<()>, args: &Args) -> io::Result<f64> {
+    let (a, b) = connected_pair()?;
+    let ha: Handle<()> = port.associate(a, 1)?;
+    let hb: Handle<()> = port.associate(b, 2)?;
+    let out = vec![7u8; args.size];
+    let mut buf = Vec::with_capacity(args.size);
+    let t = Instant::now();
+    for _ in 0..args.messages {
+        // Loopback delivers within the send, so each call completes at once; a
+        // `WouldBlock` here is an error of the measurement, not a wait.
+        let sent = ha.try_send(&out)?;
+        let got = hb.try_recv(&mut buf)?;
+        if sent != args.size || got != args.size {
+            return Err(io::Error::other(format!("short: sent {sent}, received {got} bytes")));
+        }
+    }
+    Ok(t.elapsed().as_nanos() as f64 / args.messages as f64)
+}
+
 fn main() -> io::Result<()> {
     let args = Args::parse();
     let port = CompletionPort::<()>::new(1);
-    let (mut plain, mut in_epoll, mut ported) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut plain, mut in_epoll, mut ported, mut tried) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut misses = 0;
     for round in 0..args.rounds {
         plain.push(run_std(&args, false)?);
         in_epoll.push(run_std(&args, true)?);
         ported.push(run_port(&port, &args, &mut misses)?);
+        tried.push(run_try(&port, &args)?);
         println!(
-            "round {round}: std {:.0}, std-epoll {:.0}, port {:.0} ns/msg",
-            plain[round], in_epoll[round], ported[round]
+            "round {round}: std {:.0}, std-epoll {:.0}, port {:.0}, try {:.0} ns/msg",
+            plain[round], in_epoll[round], ported[round], tried[round]
         );
     }
     let backend = port.backend().map_or_else(|| "none".to_string(), |b| format!("{b:?}"));
-    let (s, e, p) = (median(&plain), median(&in_epoll), median(&ported));
-    println!("medians, port on {backend}: std {s:.0}, std-epoll {e:.0}, port {p:.0} ns/msg");
+    let (s, e, p, t) = (median(&plain), median(&in_epoll), median(&ported), median(&tried));
+    println!("medians, port on {backend}: std {s:.0}, std-epoll {e:.0}, port {p:.0}, try {t:.0} ns/msg");
     println!("eager calls that did not complete at once: {misses}");
-    println!(
-        "port over std: {:+.0} ns/msg ({:.2}x); over std-epoll: {:+.0} ns/msg ({:.2}x)",
-        p - s,
-        p / s,
-        p - e,
-        p / e
-    );
+    for (name, v) in [("port", p), ("try", t)] {
+        println!(
+            "{name} over std: {:+.0} ns/msg ({:.2}x); over std-epoll: {:+.0} ns/msg ({:.2}x)",
+            v - s,
+            v / s,
+            v - e,
+            v / e
+        );
+    }
     Ok(())
 }
