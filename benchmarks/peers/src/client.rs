@@ -236,3 +236,27 @@ fn ping_pong(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::spread;
+
+    #[test]
+    fn spread_is_even_when_every_connection_echoed_alike() {
+        assert_eq!(spread(&[5, 5, 5], &[15, 15, 15]), (1.0, 1.0));
+    }
+
+    #[test]
+    fn spread_shows_a_starved_connection() {
+        // Deltas 0, 10, 20: mean 10, least 0, most 2.
+        assert_eq!(spread(&[100, 0, 0], &[100, 10, 20]), (0.0, 2.0));
+    }
+
+    #[test]
+    fn spread_of_nothing_echoed_is_not_a_number() {
+        let (least, most) = spread(&[3, 3], &[3, 3]);
+        assert!(least.is_nan() && most.is_nan());
+        let (least, most) = spread(&[], &[]);
+        assert!(least.is_nan() && most.is_nan());
+    }
+}
