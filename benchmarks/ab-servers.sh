@@ -46,7 +46,7 @@ for r in $(seq "$rounds"); do
 import json, sys
 name, r, f = sys.argv[1:]
 d = json.load(open(f))
-print(f"{name:16s} {r:>3s} {d['msgs_per_sec']:9.0f} msgs/s  server {d['server_us_per_msg']:5.2f} us/msg  client {d['client_us_per_msg']:5.2f} us/msg  busy {d['busy']:.2f}  least {d.get('conn_least_share') or float('nan'):.2f}")
+print(f"{name:16s} {r:>3s} {d['msgs_per_sec']:9.0f} msgs/s  server {d['server_us_per_msg']:5.2f} us/msg  client {d['client_us_per_msg']:5.2f} us/msg  busy {d['busy']:.2f}  least {float('nan') if d.get('conn_least_share') is None else d['conn_least_share']:.2f}")
 PY
   done
 done

@@ -95,8 +95,9 @@ pub struct Args {
     eager: bool,
     /// With `--eager`: most messages of one connection echoed in a row without the port,
     /// before its next echo goes through the port and other connections' packets get
-    /// their turn (tokio's cooperative budget is 128 operations too).
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    /// their turn. Deeper is faster for clients on the same host and less even between
+    /// connections (mio's drain has no bound; tokio's cooperative budget is 128).
+    #[arg(long, default_value_t = 1024, requires = "eager", value_parser = clap::value_parser!(u32).range(1..=65536))]
     eager_rounds: u32,
     /// Deferred submission (docs/semantics.md H9): the operations a worker starts go to
     /// the kernel with its next wait instead of at the end of each batch, as the C API's
@@ -750,7 +751,8 @@ impl Server {
     /// trip through the port. Each step is a `try_send` or `try_recv`: one non-blocking
     /// call on this buffer, with no operation, context or packet made for it. The first
     /// step that would block becomes an overlapped operation, as does the echo after the
-    /// last round, so that one busy connection cannot hold a worker.
+    /// last round, so that one busy connection holds a worker for that many rounds at
+    /// most.
     fn echo_eagerly(&self, conn: Arc<Conn>, mut buf: Vec<u8>) {
         for _ in 0..self.eager_rounds {
             let mut sent = 0;

@@ -51,7 +51,9 @@ fn serve_zero_workers_or_connections_is_a_usage_error() {
     usage_error(&["serve", "--max-connections", "0"], "--max-connections");
     usage_error(&["serve", "--buffer-size", "4X"], "--buffer-size");
     usage_error(&["serve", "--idle-timeout", "soon"], "--idle-timeout");
-    usage_error(&["serve", "--eager-rounds", "0"], "--eager-rounds");
+    usage_error(&["serve", "--eager", "--eager-rounds", "0"], "--eager-rounds");
+    // The bound means nothing without the drain it bounds.
+    usage_error(&["serve", "--eager-rounds", "8"], "--eager");
 }
 
 // Issue 9: every port of `serve --ports N` needs a worker and a connection slot.
