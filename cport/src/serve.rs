@@ -261,6 +261,8 @@ struct Summary {
     concurrency: usize,
     /// The port's I/O backend: "io_uring" or "epoll".
     backend: String,
+    /// With `--eager`: its bound (`--eager-rounds`); `null` without the drain.
+    eager_rounds: Option<u32>,
     connections: u64,
     messages: u64,
     bytes: u64,
@@ -402,8 +404,13 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
     let total_concurrency: usize = servers.iter().map(|s| s.port.concurrency()).sum();
     let backend = backend_name(&servers[0].port);
     let on_ports = if ports > 1 { format!(" on {ports} ports") } else { String::new() };
+    let drain = if args.eager {
+        format!(", eager: up to {} messages of a connection in a row", args.eager_rounds)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "cport serve: listening on {local} with {workers} workers{on_ports} (concurrency {total_concurrency}, backend {backend})"
+        "cport serve: listening on {local} with {workers} workers{on_ports} (concurrency {total_concurrency}, backend {backend}{drain})"
     );
     if let Some(soft) = nofile.filter(|&n| n < needed) {
         tracing::warn!(
@@ -441,6 +448,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         ports,
         concurrency: total_concurrency,
         backend,
+        eager_rounds: args.eager.then_some(args.eager_rounds),
         connections: s.connections.load(Ordering::Relaxed),
         messages: s.messages.load(Ordering::Relaxed),
         bytes: s.bytes.load(Ordering::Relaxed),

@@ -585,6 +585,7 @@ fn serve_on_two_ports_serves_every_client() {
     let summary = end.json_summary();
     assert_eq!(summary["ports"], 2, "{summary}");
     assert_eq!(summary["workers"], 2, "{summary}");
+    assert_eq!(summary["eager_rounds"], serde_json::Value::Null, "no drain without --eager: {summary}");
     assert_eq!(summary["connections"], 16, "{summary}");
     assert_eq!(summary["messages"], 48, "{summary}");
     assert_eq!(summary["errors"], 0, "{summary}");
@@ -625,6 +626,11 @@ fn echoes_every_byte(flags: &[&str], blob_len: usize) {
     let summary = server.terminate().json_summary();
     assert_eq!(summary["bytes"], sent, "{flags:?}: {summary}");
     assert_eq!(summary["connections"], 5, "{flags:?}: {summary}");
+    // The summary records the drain's bound (1024 unless given), and null without one.
+    let given =
+        flags.iter().position(|f| *f == "--eager-rounds").map(|i| flags[i + 1].parse::<u64>().unwrap());
+    let rounds = flags.contains(&"--eager").then(|| given.unwrap_or(1024));
+    assert_eq!(summary["eager_rounds"], serde_json::json!(rounds), "{flags:?}: {summary}");
     assert_eq!(summary["errors"], 0, "{flags:?}: {summary}");
 }
 
