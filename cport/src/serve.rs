@@ -165,9 +165,8 @@ struct Server {
     /// This port's share of `--max-connections`.
     max_connections: usize,
     buffer_size: usize,
-    eager: bool,
-    /// `--eager-rounds`.
-    eager_rounds: usize,
+    /// With `--eager`: its bound, `--eager-rounds`; `None` without the drain.
+    eager: Option<usize>,
     zero_byte_receive: bool,
     batch: usize,
     idle_timeout: Option<Duration>,
@@ -346,6 +345,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
     let concurrency = if args.concurrency == 0 { cpus } else { args.concurrency };
     let needed = args.max_connections + u64::from(args.accepts) * u64::from(args.ports) + limits::RESERVED;
     let nofile = limits::raise_nofile(needed);
+    let eager_rounds = args.eager.then_some(args.eager_rounds);
     let first = listen(&args.addr, args.backlog, args.reuse_port || ports > 1)?;
     let local = first.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
     let mut listeners = vec![first];
@@ -371,8 +371,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
             listener: Mutex::new(Some(listener)),
             max_connections: share(max_connections, ports, i),
             buffer_size: args.buffer_size as usize,
-            eager: args.eager,
-            eager_rounds: args.eager_rounds as usize,
+            eager: eager_rounds.map(|n| n as usize),
             zero_byte_receive: args.zero_byte_receive,
             batch: args.batch as usize,
             idle_timeout: args.idle_timeout,
@@ -404,11 +403,8 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
     let total_concurrency: usize = servers.iter().map(|s| s.port.concurrency()).sum();
     let backend = backend_name(&servers[0].port);
     let on_ports = if ports > 1 { format!(" on {ports} ports") } else { String::new() };
-    let drain = if args.eager {
-        format!(", eager: up to {} messages of a connection in a row", args.eager_rounds)
-    } else {
-        String::new()
-    };
+    let drain = eager_rounds
+        .map_or_else(String::new, |n| format!(", eager: up to {n} messages of a connection in a row"));
     eprintln!(
         "cport serve: listening on {local} with {workers} workers{on_ports} (concurrency {total_concurrency}, backend {backend}{drain})"
     );
@@ -448,7 +444,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         ports,
         concurrency: total_concurrency,
         backend,
-        eager_rounds: args.eager.then_some(args.eager_rounds),
+        eager_rounds,
         connections: s.connections.load(Ordering::Relaxed),
         messages: s.messages.load(Ordering::Relaxed),
         bytes: s.bytes.load(Ordering::Relaxed),
@@ -745,8 +741,8 @@ impl Server {
         if conn.closing.load(Ordering::Acquire) {
             return;
         }
-        if self.eager {
-            return self.echo_eagerly(conn, buf);
+        if let Some(rounds) = self.eager {
+            return self.echo_eagerly(conn, buf, rounds);
         }
         self.send_overlapped(conn, buf);
     }
@@ -761,8 +757,8 @@ impl Server {
     /// step that would block becomes an overlapped operation, as does the echo after the
     /// last round, so that one busy connection holds a worker for that many rounds at
     /// most.
-    fn echo_eagerly(&self, conn: Arc<Conn>, mut buf: Vec<u8>) {
-        for _ in 0..self.eager_rounds {
+    fn echo_eagerly(&self, conn: Arc<Conn>, mut buf: Vec<u8>, rounds: usize) {
+        for _ in 0..rounds {
             let mut sent = 0;
             while sent < buf.len() {
                 match conn.handle.try_send(&buf[sent..]) {

@@ -58,7 +58,6 @@ pub struct Args {
 /// What the process measured at one instant.
 struct Snapshot {
     at: Instant,
-    msgs: u64,
     /// Each connection's count of messages echoed.
     per_conn: Vec<u64>,
     server_cpu: f64,
@@ -67,11 +66,9 @@ struct Snapshot {
 }
 
 fn snapshot(counters: &[CachePadded<AtomicU64>], args: &Args) -> io::Result<Snapshot> {
-    let per_conn: Vec<u64> = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
     Ok(Snapshot {
         at: Instant::now(),
-        msgs: per_conn.iter().sum(),
-        per_conn,
+        per_conn: counters.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
         server_cpu: args.server_pid.map(process_cpu).transpose()?.unwrap_or(0.0),
         client_cpu: process_cpu(std::process::id() as i32)?,
         machine: Machine::now(&args.cpus)?,
@@ -132,7 +129,7 @@ pub fn run(args: &Args) -> io::Result<ExitCode> {
         }
     }
     let seconds = b.at.duration_since(a.at).as_secs_f64();
-    let msgs = b.msgs - a.msgs;
+    let msgs = b.per_conn.iter().sum::<u64>() - a.per_conn.iter().sum::<u64>();
     let per_msg_us = |cpu: f64| if msgs == 0 { f64::NAN } else { cpu * 1e6 / msgs as f64 };
     let rate = msgs as f64 / seconds;
     let busy = b.machine.busy_since(&a.machine);

@@ -81,10 +81,14 @@ fn done(
     c.buffer.ok_or_else(|| io::Error::other("no buffer back"))
 }
 
-fn run_port(port: &CompletionPort<()>, args: &Args, misses: &mut usize) -> io::Result<f64> {
+/// Two ends of one loopback connection, associated with `port`.
+fn associated_pair(port: &CompletionPort<()>) -> io::Result<(Handle<()>, Handle<()>)> {
     let (a, b) = connected_pair()?;
-    let ha: Handle<()> = port.associate(a, 1)?;
-    let hb: Handle<()> = port.associate(b, 2)?;
+    Ok((port.associate(a, 1)?, port.associate(b, 2)?))
+}
+
+fn run_port(port: &CompletionPort<()>, args: &Args, misses: &mut usize) -> io::Result<f64> {
+    let (ha, hb) = associated_pair(port)?;
     let mut out = vec![7u8; args.size];
     let mut buf = Vec::with_capacity(args.size);
     let t = Instant::now();
@@ -103,9 +107,7 @@ fn run_port(port: &CompletionPort<()>, args: &Args, misses: &mut usize) -> io::R
 }
 
 fn run_try(port: &CompletionPort<()>, args: &Args) -> io::Result<f64> {
-    let (a, b) = connected_pair()?;
-    let ha: Handle<()> = port.associate(a, 1)?;
-    let hb: Handle<()> = port.associate(b, 2)?;
+    let (ha, hb) = associated_pair(port)?;
     let out = vec![7u8; args.size];
     let mut buf = Vec::with_capacity(args.size);
     let t = Instant::now();
