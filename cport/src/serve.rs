@@ -75,9 +75,11 @@ pub struct Args {
     #[arg(long)]
     zero_byte_receive: bool,
     /// Most packets a worker takes from the port at once (GetQueuedCompletionStatusEx's
-    /// count). A smaller batch spreads a burst of completions over more workers.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    batch: u32,
+    /// count). A smaller batch spreads a burst of completions over more workers; where
+    /// every port has one worker there is nobody to spread to. Default: 1024 when
+    /// `--workers` equals `--ports` (one worker per port), else 64.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    batch: Option<u32>,
     /// Accepts kept in flight on the listener.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=4096))]
     accepts: u16,
@@ -118,6 +120,15 @@ fn parse_buffer_size(text: &str) -> Result<u64, String> {
 /// How often the main thread looks at the accepts parked by a descriptor shortage and at
 /// idle connections.
 const TICK: Duration = Duration::from_millis(50);
+
+/// Packets a worker takes per call where workers share a port: a burst is spread over them.
+const BATCH_SHARED: u32 = 64;
+/// Packets a worker takes per call where it is its port's only worker: as many as are
+/// ready, within reason. At 64 B x 500 connections (250 per worker) this cut the server's
+/// CPU per message from 1.33x monoio's to 1.04-1.08x, against 64 (docs/benchmarks.md,
+/// "A worker alone on its port takes the whole batch"): a worker that returns to user
+/// space four times as often per round is preempted about four times as often.
+const BATCH_ALONE: u32 = 1024;
 
 /// The completion key of the listener; connections use their id (from 1).
 const LISTENER: usize = 0;
@@ -262,6 +273,8 @@ struct Summary {
     backend: String,
     /// With `--eager`: its bound (`--eager-rounds`); `null` without the drain.
     eager_rounds: Option<u32>,
+    /// Most packets a worker takes per call (`--batch`, or its default for the layout).
+    batch: u32,
     connections: u64,
     messages: u64,
     bytes: u64,
@@ -317,6 +330,13 @@ impl Args {
         self.workers.map_or_else(cpus, |n| n as usize)
     }
 
+    /// Packets a worker takes per call: `--batch`, else [`BATCH_ALONE`] where each port
+    /// has one worker and [`BATCH_SHARED`] where workers share a port.
+    fn batch_size(&self) -> u32 {
+        let alone = self.worker_count() == self.ports as usize;
+        self.batch.unwrap_or(if alone { BATCH_ALONE } else { BATCH_SHARED })
+    }
+
     /// Checks across flags: every port needs a worker and a connection slot.
     pub fn check(&self) -> Result<(), String> {
         let workers = self.worker_count();
@@ -346,6 +366,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
     let needed = args.max_connections + u64::from(args.accepts) * u64::from(args.ports) + limits::RESERVED;
     let nofile = limits::raise_nofile(needed);
     let eager_rounds = args.eager.then_some(args.eager_rounds);
+    let batch = args.batch_size();
     let first = listen(&args.addr, args.backlog, args.reuse_port || ports > 1)?;
     let local = first.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
     let mut listeners = vec![first];
@@ -373,7 +394,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
             buffer_size: args.buffer_size as usize,
             eager: eager_rounds.map(|n| n as usize),
             zero_byte_receive: args.zero_byte_receive,
-            batch: args.batch as usize,
+            batch: batch as usize,
             idle_timeout: args.idle_timeout,
             started,
             slots: Mutex::new(Slots::default()),
@@ -445,6 +466,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         concurrency: total_concurrency,
         backend,
         eager_rounds,
+        batch,
         connections: s.connections.load(Ordering::Relaxed),
         messages: s.messages.load(Ordering::Relaxed),
         bytes: s.bytes.load(Ordering::Relaxed),

@@ -586,6 +586,7 @@ fn serve_on_two_ports_serves_every_client() {
     assert_eq!(summary["ports"], 2, "{summary}");
     assert_eq!(summary["workers"], 2, "{summary}");
     assert_eq!(summary["eager_rounds"], serde_json::Value::Null, "no drain without --eager: {summary}");
+    assert_eq!(summary["batch"], 1024, "one worker per port takes up to 1024 packets: {summary}");
     assert_eq!(summary["connections"], 16, "{summary}");
     assert_eq!(summary["messages"], 48, "{summary}");
     assert_eq!(summary["errors"], 0, "{summary}");
@@ -626,11 +627,15 @@ fn echoes_every_byte(flags: &[&str], blob_len: usize) {
     let summary = server.terminate().json_summary();
     assert_eq!(summary["bytes"], sent, "{flags:?}: {summary}");
     assert_eq!(summary["connections"], 5, "{flags:?}: {summary}");
+    let arg =
+        |name: &str| flags.iter().position(|f| *f == name).map(|i| flags[i + 1].parse::<u64>().unwrap());
     // The summary records the drain's bound (1024 unless given), and null without one.
-    let given =
-        flags.iter().position(|f| *f == "--eager-rounds").map(|i| flags[i + 1].parse::<u64>().unwrap());
-    let rounds = flags.contains(&"--eager").then(|| given.unwrap_or(1024));
+    let rounds = flags.contains(&"--eager").then(|| arg("--eager-rounds").unwrap_or(1024));
     assert_eq!(summary["eager_rounds"], serde_json::json!(rounds), "{flags:?}: {summary}");
+    // The batch: as given, else 1024 with one worker per port (`--ports 2` of the two
+    // workers), else 64 (two workers sharing one port).
+    let batch = arg("--batch").unwrap_or(if arg("--ports") == Some(2) { 1024 } else { 64 });
+    assert_eq!(summary["batch"], batch, "{flags:?}: {summary}");
     assert_eq!(summary["errors"], 0, "{flags:?}: {summary}");
 }
 
