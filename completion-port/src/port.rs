@@ -257,11 +257,21 @@ impl<C> Waiter<C> {
 /// slot (`get`, which then allocates nothing).
 trait Sink<C> {
     fn put(&mut self, packet: Completion<C>);
+
+    /// The caller's vector, if the sink is one: a poller reaps straight into it, so that
+    /// the packets it keeps are not moved a second time (a `Completion` is over 100 bytes).
+    fn as_vec(&mut self) -> Option<&mut Vec<Completion<C>>> {
+        None
+    }
 }
 
 impl<C> Sink<C> for Vec<Completion<C>> {
     fn put(&mut self, packet: Completion<C>) {
         self.push(packet);
+    }
+
+    fn as_vec(&mut self) -> Option<&mut Vec<Completion<C>>> {
+        Some(self)
     }
 }
 
@@ -920,34 +930,42 @@ impl<C: Send + 'static> CompletionPort<C> {
                         inner.parked.fetch_sub(1, SeqCst);
                         continue;
                     }
-                    let mut reaped = st.spare.pop().unwrap_or_default();
+                    // Reaped into the caller's vector where it gave one (its packets from
+                    // `base` on), else into a spare one.
+                    let mut spare = None;
+                    let reaped = match out.as_vec() {
+                        Some(v) => v,
+                        None => spare.insert(st.spare.pop().unwrap_or_default()),
+                    };
+                    let base = reaped.len();
                     drop(st);
-                    let r = if expired { drv.peek(&mut reaped) } else { drv.wait(deadline, &mut reaped) };
+                    let r = if expired { drv.peek(reaped) } else { drv.wait(deadline, reaped) };
                     polled_after_deadline = expired;
                     st = lock(&inner.state);
                     st.pollers -= 1;
                     st.wake_pending = false;
                     inner.parked.fetch_sub(1, SeqCst);
-                    let n = reaped.len();
+                    let n = reaped.len() - base;
                     // Nothing older is queued and a slot is free: the oldest of what was
                     // reaped goes straight to this thread, as the next pass would pop it,
                     // without boxing each packet into the queue and out again. The rest
                     // is queued for the others.
                     let direct =
                         if n > 0 && r.is_ok() && !st.closed && inner.queue.is_empty() && inner.try_slot() {
-                            let k = n.min(max);
-                            for packet in reaped.drain(..k) {
-                                out.put(packet);
-                            }
-                            k
+                            n.min(max)
                         } else {
                             0
                         };
-                    for packet in reaped.drain(..) {
+                    for packet in reaped.drain(base + direct..) {
                         inner.queue.push(Packet::new(packet));
                     }
-                    if st.spare.len() < st.max_pollers {
-                        st.spare.push(reaped);
+                    if let Some(mut reaped) = spare {
+                        for packet in reaped.drain(..) {
+                            out.put(packet);
+                        }
+                        if st.spare.len() < st.max_pollers {
+                            st.spare.push(reaped);
+                        }
                     }
                     // Counted as delivered only once handed out or queued, so `drain`
                     // never misses them.

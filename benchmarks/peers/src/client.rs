@@ -4,7 +4,7 @@
 //! (a barrier), then a warm-up, then a fixed window. Every echoed byte is checked: a
 //! message carries its sequence number and a pattern of its connection.
 
-use crate::proc::{process_cpu, Machine};
+use crate::proc::{process_cpu, process_times, Machine};
 use crossbeam_utils::CachePadded;
 use serde_json::json;
 use std::io::{self, Read, Write};
@@ -61,15 +61,19 @@ struct Snapshot {
     /// Each connection's count of messages echoed.
     per_conn: Vec<u64>,
     server_cpu: f64,
+    /// The server's user-space share of `server_cpu`.
+    server_user: f64,
     client_cpu: f64,
     machine: Machine,
 }
 
 fn snapshot(counters: &[CachePadded<AtomicU64>], args: &Args) -> io::Result<Snapshot> {
+    let server = args.server_pid.map(process_times).transpose()?.unwrap_or((0.0, 0.0));
     Ok(Snapshot {
         at: Instant::now(),
         per_conn: counters.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
-        server_cpu: args.server_pid.map(process_cpu).transpose()?.unwrap_or(0.0),
+        server_cpu: server.0 + server.1,
+        server_user: server.0,
         client_cpu: process_cpu(std::process::id() as i32)?,
         machine: Machine::now(&args.cpus)?,
     })
@@ -134,6 +138,7 @@ pub fn run(args: &Args) -> io::Result<ExitCode> {
     let rate = msgs as f64 / seconds;
     let busy = b.machine.busy_since(&a.machine);
     let server_us = args.server_pid.map(|_| per_msg_us(b.server_cpu - a.server_cpu));
+    let server_user_us = args.server_pid.map(|_| per_msg_us(b.server_user - a.server_user));
     let client_us = per_msg_us(b.client_cpu - a.client_cpu);
     let (least, most) = spread(&a.per_conn, &b.per_conn);
     if args.json {
@@ -147,6 +152,7 @@ pub fn run(args: &Args) -> io::Result<ExitCode> {
             "server_pid": args.server_pid,
             "server_cpu_s": args.server_pid.map(|_| b.server_cpu - a.server_cpu),
             "server_us_per_msg": server_us,
+            "server_user_us_per_msg": server_user_us,
             "client_cpu_s": b.client_cpu - a.client_cpu,
             "client_us_per_msg": client_us,
             "busy": busy,
@@ -162,8 +168,8 @@ pub fn run(args: &Args) -> io::Result<ExitCode> {
             "{} conns x {} B against {}: {msgs} msgs in {seconds:.2} s = {rate:.0} msgs/s",
             n, args.size, args.addr
         );
-        if let Some(us) = server_us {
-            println!("server CPU {us:.2} us/msg");
+        if let (Some(us), Some(user)) = (server_us, server_user_us) {
+            println!("server CPU {us:.2} us/msg, {user:.2} of it in user space");
         }
         println!("client CPU {client_us:.2} us/msg; CPUs busy {busy:.3}; errors {errors}");
         println!("messages per connection, against the mean: least {least:.2}, most {most:.2}");

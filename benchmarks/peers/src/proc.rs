@@ -13,8 +13,14 @@ fn proc_error(e: procfs::ProcError) -> io::Error {
 
 /// User + system CPU time of process `pid` so far, in seconds (`/proc/PID/stat`).
 pub fn process_cpu(pid: i32) -> io::Result<f64> {
+    process_times(pid).map(|(user, system)| user + system)
+}
+
+/// User and system CPU time of process `pid` so far, in seconds (`/proc/PID/stat`).
+pub fn process_times(pid: i32) -> io::Result<(f64, f64)> {
     let stat = procfs::process::Process::new(pid).and_then(|p| p.stat()).map_err(proc_error)?;
-    Ok((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
+    let tick = procfs::ticks_per_second() as f64;
+    Ok((stat.utime as f64 / tick, stat.stime as f64 / tick))
 }
 
 /// Busy and total CPU ticks so far of the CPUs in `cpus` (all of them when empty), from

@@ -136,6 +136,35 @@ fn p4_get_many_takes_a_fifo_batch() {
     assert_eq!(port.get_many(3, Some(Duration::ZERO)).unwrap_err(), GetError::TimedOut);
 }
 
+// Rule P4: get_many_into appends at most `max` I/O packets after what the vector held,
+// however many completions the thread reaped from the kernel while it waited; the rest
+// stay queued for later calls, each delivered once.
+#[test]
+fn p4_get_many_into_appends_at_most_max_of_a_larger_reap() {
+    let port = CompletionPort::<usize>::new(1);
+    let file = port.associate(tempfile::tempfile().unwrap(), 7).unwrap();
+    for i in 0..10 {
+        file.read_at(Vec::with_capacity(8), 0, i).unwrap();
+    }
+    // Let the reads finish in the kernel, so that one wait can reap all of them.
+    thread::sleep(Duration::from_millis(20));
+    port.post(0, 0, 100).unwrap();
+    let mut out = vec![port.get(Some(PROMPT)).unwrap()];
+    let n = port.get_many_into(&mut out, 3, Some(PROMPT)).unwrap();
+    assert!((1..=3).contains(&n), "appended {n} packets with max 3");
+    assert_eq!(out.len(), 1 + n);
+    assert_eq!(out[0].context, 100, "what the vector held is kept, in front");
+    let mut seen: Vec<usize> = out[1..].iter().map(|p| p.context).collect();
+    while seen.len() < 10 {
+        let more = port.get_many(3, Some(PROMPT)).unwrap();
+        assert!((1..=3).contains(&more.len()));
+        seen.extend(more.iter().map(|p| p.context));
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..10).collect::<Vec<_>>(), "every read's packet, once");
+    assert_eq!(port.get(Some(Duration::ZERO)).unwrap_err(), GetError::TimedOut);
+}
+
 // Rule P4: a blocked get_many returns the packet that woke it plus whatever else is queued.
 #[test]
 fn p4_blocked_get_many_returns_at_least_one() {

@@ -71,6 +71,10 @@ thread_local! {
     /// `io_uring_enter`, and the outermost section submits once at its end. Submissions to
     /// any other ring inside the section are not batched.
     static BATCH: Cell<(usize, u32)> = const { Cell::new((0, 0)) };
+    /// Whether this thread pushed an SQE inside its outermost `batch` section (outside a
+    /// deferred section): the section's end then submits. A thread-local flag rather than
+    /// the shared `deferred` count, so that a batched submission writes no shared line.
+    static BATCH_PUSHED: Cell<bool> = const { Cell::new(false) };
     /// The ring (its address) whose deferred section this thread has open, or 0: the
     /// thread took packets from a port with deferred submission on and has not come back
     /// to it yet (docs/semantics.md H9). Its submissions to that ring are deferred like a
@@ -96,9 +100,10 @@ pub(crate) struct Uring<C> {
     cq: Mutex<()>,
     /// Operations pushed whose completion has not yet been delivered to the port queue.
     in_flight: AtomicUsize,
-    /// SQEs pushed but not yet submitted (inside a `batch` or deferred section, or after a
-    /// transient submit failure); the next `wait`, `peek` or `flush` hands them to the
-    /// kernel, or the sentry does.
+    /// SQEs pushed but not yet submitted inside a deferred section or after a transient
+    /// submit failure; the next `wait`, `peek` or `flush` hands them to the kernel, or the
+    /// sentry does. (A `batch` section's pushes are noted in `BATCH_PUSHED` instead, and
+    /// its end submits them.)
     deferred: Arc<AtomicUsize>,
     /// Deferred submission's safety net (`sys/sentry.rs`), started by the first deferred
     /// section's first submission: `None` inside if the thread could not be started (then
@@ -192,16 +197,17 @@ impl<C: Send + 'static> Uring<C> {
             let (context, buffer) = op::reclaim(user_data);
             return Err(SubmitError::new(e, context, buffer));
         }
-        if self.batching() {
+        if self.in_deferred_section() {
             self.deferred.fetch_add(1, Ordering::SeqCst);
-            if self.in_deferred_section() {
-                if self.sentry_running() {
-                    // After the count is raised (the sentry's protocol).
-                    self.sentry.note_deferred();
-                } else {
-                    self.submit_now();
-                }
+            if self.sentry_running() {
+                // After the count is raised (the sentry's protocol).
+                self.sentry.note_deferred();
+            } else {
+                self.submit_now();
             }
+        } else if self.in_batch() {
+            // The section's end submits it.
+            BATCH_PUSHED.with(|p| p.set(true));
         } else {
             self.submit_now();
         }
@@ -260,10 +266,14 @@ impl<C: Send + 'static> Uring<C> {
         self as *const Self as usize
     }
 
-    /// Whether this thread is inside a `batch` for this ring.
+    /// Whether this thread is inside a `batch` or a deferred section for this ring.
     fn batching(&self) -> bool {
+        self.in_batch() || self.in_deferred_section()
+    }
+
+    fn in_batch(&self) -> bool {
         let (ring, depth) = BATCH.with(Cell::get);
-        (depth > 0 && ring == self.id()) || self.in_deferred_section()
+        depth > 0 && ring == self.id()
     }
 
     fn in_deferred_section(&self) -> bool {
@@ -334,13 +344,23 @@ impl<C: Send + 'static> Uring<C> {
             fn drop(&mut self) {
                 BATCH.with(|b| b.set(self.outer));
                 if self.outer.1 == 0 {
-                    self.ring.flush();
+                    // What this section pushed goes to the kernel now (even if a deferred
+                    // section opened meanwhile: those pushes are not in its count), else
+                    // anything left queued by a transient failure.
+                    if BATCH_PUSHED.with(|p| p.replace(false)) {
+                        self.ring.submit_now();
+                    } else {
+                        self.ring.flush();
+                    }
                 }
             }
         }
         let outer = BATCH.with(Cell::get);
         if outer.1 > 0 && outer.0 != self.id() {
             return f();
+        }
+        if outer.1 == 0 {
+            BATCH_PUSHED.with(|p| p.set(false));
         }
         BATCH.with(|b| b.set((self.id(), outer.1 + 1)));
         let _section = Section { ring: self, outer };
