@@ -18,6 +18,10 @@ Usage (server and client already running, e.g. under benchmarks/run-peers.sh's c
 Prints, over the trace: wake-ups of client threads (thread name `--client`, default
 `peers`) by server threads, the share that landed on the waker's CPU, and how often a
 server thread was preempted (switched out while runnable) against how often it blocked.
+Then every context switch by class, per client wake-up: who left the CPU (`server`,
+`client`, `idle`, `other`), whether it was still runnable (`R`, preempted) or blocked
+(`S`), and who took the CPU. `server R -> client` is a client preempting the server as it
+is woken; `client S -> client` is one client handing the CPU to another.
 """
 
 import argparse
@@ -49,7 +53,11 @@ def main() -> int:
     def role(comm: str) -> str:
         if comm.startswith(args.server):
             return "server"
+        if comm.startswith("swapper"):
+            return "idle"
         return "client" if comm == args.client else "other"
+
+    switches = collections.Counter()
 
     same = remote = preempted = blocked = 0
     first = last = None
@@ -76,6 +84,11 @@ def main() -> int:
                     preempted += 1
                 else:
                     blocked += 1
+            nxt = re.search(r"next_comm=(.*?) next_pid=", rest)
+            prev_comm = re.search(r"prev_comm=(.*?) prev_pid=", rest)
+            if prev_comm and state and nxt:
+                runnable = "R" if state.group(1).startswith("R") else "S"
+                switches[f"{role(prev_comm.group(1))} {runnable} -> {role(nxt.group(1))}"] += 1
 
     woken = same + remote
     report = collections.OrderedDict(
@@ -85,7 +98,11 @@ def main() -> int:
         server_preempted=preempted,
         server_blocked=blocked,
         preempted_per_wakeup=round(preempted / woken, 3) if woken else None,
+        switches_per_wakeup=round(sum(switches.values()) / woken, 3) if woken else None,
     )
+    for k, v in switches.most_common():
+        if woken and v / woken >= 0.005:
+            report[k] = round(v / woken, 3)
     if args.json:
         import json
 
