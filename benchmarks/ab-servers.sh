@@ -2,8 +2,9 @@
 # Echo servers side by side under the blocking ping-pong client (`peers client`): each
 # round runs every server once, in the order given, on a fresh process; server and client
 # share CPUS (default 0,1). Prints every run, then per server the median rate and server
-# CPU per message (and the user-space part of it), and its ratios to the first server's: of the medians, and the median of
-# the same-round ratios (neighbours in time compare better on a drifting machine). Each row
+# CPU per message (and the user-space part of it), and its ratios to the first server's:
+# of the medians, and the median of the same-round ratios (neighbours in time compare
+# better on a drifting machine). Each row
 # also gives "least": the fewest messages one connection had echoed in the window, against
 # the mean (1.00 is even; a server that drains one connection long starves the others).
 #

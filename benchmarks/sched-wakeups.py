@@ -77,18 +77,20 @@ def main() -> int:
                 else:
                     remote += 1
         elif event == "sched_switch":
-            prev = re.search(r"prev_comm=(\S+)", rest)
+            # Thread names may hold spaces: each ends where the next field begins.
+            prev = re.search(r"prev_comm=(.*?) prev_pid=", rest)
             state = re.search(r"prev_state=(\S+)", rest)
-            if prev and state and role(prev.group(1)) == "server":
-                if state.group(1).startswith("R"):
+            nxt = re.search(r"next_comm=(.*?) next_pid=", rest)
+            if not (prev and state):
+                continue
+            runnable = state.group(1).startswith("R")
+            if role(prev.group(1)) == "server":
+                if runnable:
                     preempted += 1
                 else:
                     blocked += 1
-            nxt = re.search(r"next_comm=(.*?) next_pid=", rest)
-            prev_comm = re.search(r"prev_comm=(.*?) prev_pid=", rest)
-            if prev_comm and state and nxt:
-                runnable = "R" if state.group(1).startswith("R") else "S"
-                switches[f"{role(prev_comm.group(1))} {runnable} -> {role(nxt.group(1))}"] += 1
+            if nxt:
+                switches[f"{role(prev.group(1))} {'R' if runnable else 'S'} -> {role(nxt.group(1))}"] += 1
 
     woken = same + remote
     report = collections.OrderedDict(

@@ -124,10 +124,11 @@ const TICK: Duration = Duration::from_millis(50);
 /// Packets a worker takes per call where workers share a port: a burst is spread over them.
 const BATCH_SHARED: u32 = 64;
 /// Packets a worker takes per call where it is its port's only worker: as many as are
-/// ready, within reason. At 64 B x 500 connections (250 per worker) this cut the server's
-/// CPU per message from 1.33x monoio's to 1.04-1.08x, against 64 (docs/benchmarks.md,
-/// "A worker alone on its port takes the whole batch"): a worker that returns to user
-/// space four times as often per round is preempted about four times as often.
+/// ready, within reason. At 64 B x 500 connections (250 per worker) the server's CPU per
+/// message was 1.08x monoio's against 1.33x with 64 over ten rounds, and 0.96x against
+/// 1.24x in an eight-round rerun (docs/benchmarks.md, "A worker alone on its port takes
+/// the whole batch"): a worker that returns to user space four times as often per round
+/// is preempted about four times as often.
 const BATCH_ALONE: u32 = 1024;
 
 /// The completion key of the listener; connections use their id (from 1).
