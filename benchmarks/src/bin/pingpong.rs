@@ -222,6 +222,8 @@ fn take(c: Option<Completion<Op>>) -> io::Result<(usize, Vec<u8>)> {
 /// The client through a port: returns (round trips, elapsed).
 fn port_client(stream: TcpStream, size: usize, dur: Duration, batch: bool) -> io::Result<(u64, Duration)> {
     let port: CompletionPort<Op> = CompletionPort::new(1);
+    // Without `batch`, deferred submission: the next `get` submits and waits in one call.
+    port.defer_submissions(!batch);
     let h = port.associate(stream, 0)?;
     let mut out = Vec::with_capacity(2);
     let message = vec![0xA5u8; size];
@@ -274,6 +276,8 @@ fn port_client(stream: TcpStream, size: usize, dur: Duration, batch: bool) -> io
 /// The echo side through a port: returns how many messages it echoed.
 fn port_echo(stream: TcpStream, size: usize, batch: bool) -> io::Result<u64> {
     let port: CompletionPort<Op> = CompletionPort::new(1);
+    // Without `batch`, deferred submission: the next `get` submits and waits in one call.
+    port.defer_submissions(!batch);
     let h = port.associate(stream, 0)?;
     let mut out = Vec::with_capacity(2);
     let mut spare = Vec::with_capacity(size);
