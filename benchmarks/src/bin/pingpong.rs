@@ -32,7 +32,7 @@
 
 use benchmarks::{connected_pair, cpu_table, ratio, table, thread_cpu_ns, Series};
 use clap::Parser;
-use completion_port::{Completion, CompletionPort};
+use completion_port::{Completion, CompletionPort, Handle};
 use io_uring::{opcode, squeue, types, IoUring};
 use std::io::{self, Write};
 use std::net::TcpStream;
@@ -219,12 +219,18 @@ fn take(c: Option<Completion<Op>>) -> io::Result<(usize, Vec<u8>)> {
     Ok((result?, buffer.unwrap_or_default()))
 }
 
-/// The client through a port: returns (round trips, elapsed).
-fn port_client(stream: TcpStream, size: usize, dur: Duration, batch: bool) -> io::Result<(u64, Duration)> {
+/// One side's port (concurrency 1) and its handle on `stream`. Without `batch`, deferred
+/// submission is on: the next `get` submits and waits in one call.
+fn side(stream: TcpStream, batch: bool) -> io::Result<(CompletionPort<Op>, Handle<Op>)> {
     let port: CompletionPort<Op> = CompletionPort::new(1);
-    // Without `batch`, deferred submission: the next `get` submits and waits in one call.
     port.defer_submissions(!batch);
     let h = port.associate(stream, 0)?;
+    Ok((port, h))
+}
+
+/// The client through a port: returns (round trips, elapsed).
+fn port_client(stream: TcpStream, size: usize, dur: Duration, batch: bool) -> io::Result<(u64, Duration)> {
+    let (port, h) = side(stream, batch)?;
     let mut out = Vec::with_capacity(2);
     let message = vec![0xA5u8; size];
     let mut sbuf = message.clone();
@@ -275,10 +281,7 @@ fn port_client(stream: TcpStream, size: usize, dur: Duration, batch: bool) -> io
 
 /// The echo side through a port: returns how many messages it echoed.
 fn port_echo(stream: TcpStream, size: usize, batch: bool) -> io::Result<u64> {
-    let port: CompletionPort<Op> = CompletionPort::new(1);
-    // Without `batch`, deferred submission: the next `get` submits and waits in one call.
-    port.defer_submissions(!batch);
-    let h = port.associate(stream, 0)?;
+    let (port, h) = side(stream, batch)?;
     let mut out = Vec::with_capacity(2);
     let mut spare = Vec::with_capacity(size);
     h.recv(Vec::with_capacity(size), Op::Recv)?;
